@@ -1,0 +1,56 @@
+"""Custom ops in ``torch.ops.squeezeprompt``: Python wrappers, references, fakes, autograd.
+
+Each op's meaning is defined by its ``*_ref`` function; the C++ (and, when built,
+CUDA and Triton) kernels are tested against it.
+"""
+
+from squeezeprompt.ops.dynamic import int8_dynamic_linear, int8_dynamic_linear_ref
+from squeezeprompt.ops.fake_quant import (
+    fake_quantize,
+    fake_quantize_backward_ref,
+    fake_quantize_ref,
+)
+from squeezeprompt.ops.sparse import (
+    masked_linear,
+    masked_linear_ref,
+    sparse24_linear,
+    sparse24_linear_ref,
+    sparse24_pack,
+    sparse24_pack_ref,
+)
+from squeezeprompt.ops.weight_only import (
+    int4_weight_linear,
+    int4_weight_linear_ref,
+    int8_weight_linear,
+    int8_weight_linear_ref,
+)
+
+OP_NAMES = (
+    "int8_weight_linear",
+    "int4_weight_linear",
+    "int8_dynamic_linear",
+    "fake_quantize",
+    "fake_quantize_backward",
+    "masked_linear",
+    "sparse24_pack",
+    "sparse24_linear",
+)
+
+__all__ = [
+    "OP_NAMES",
+    "fake_quantize",
+    "fake_quantize_backward_ref",
+    "fake_quantize_ref",
+    "int4_weight_linear",
+    "int4_weight_linear_ref",
+    "int8_dynamic_linear",
+    "int8_dynamic_linear_ref",
+    "int8_weight_linear",
+    "int8_weight_linear_ref",
+    "masked_linear",
+    "masked_linear_ref",
+    "sparse24_linear",
+    "sparse24_linear_ref",
+    "sparse24_pack",
+    "sparse24_pack_ref",
+]
