@@ -19,7 +19,7 @@ INT8_MAX = 127
 
 
 def quantize_activations_ref(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-row symmetric int8 codes ``[M, K]`` and float32 scales ``[M]`` of ``x`` flattened to 2-D."""
+    """Per-row symmetric int8 codes ``[M, K]`` and float32 scales ``[M]`` of 2-D-flattened ``x``."""
     xf = x.float().reshape(-1, x.shape[-1])
     amax = xf.abs().amax(dim=1)
     scale = torch.where(amax > 0, amax / INT8_MAX, torch.ones_like(amax))
@@ -42,7 +42,7 @@ def int8_dynamic_linear_ref(
 def int8_dynamic_linear(
     x: Tensor, qweight: Tensor, w_scales: Tensor, bias: Tensor | None = None
 ) -> Tensor:
-    """W8A8 linear: int8 weight ``[N, K]`` with per-channel ``w_scales``, activations quantized per token.
+    """W8A8 linear: int8 weight ``[N, K]``, per-channel ``w_scales``, per-token int8 activations.
 
     Example:
         >>> from squeezeprompt.quantize import quantize_int8

@@ -21,7 +21,7 @@ _OPS = torch.ops.squeezeprompt
 def int8_weight_linear_ref(
     x: Tensor, qweight: Tensor, scales: Tensor, bias: Tensor | None = None
 ) -> Tensor:
-    """Reference meaning: ``x @ (qweight * scales[:, None]).T + bias`` in float32, cast to x's dtype."""
+    """Reference meaning: ``x @ (qweight * scales[:, None]).T + bias`` in float32, x's dtype out."""
     w = qweight.float() * scales.float()[:, None]
     b = None if bias is None else bias.float()
     return F.linear(x.float(), w, b).to(x.dtype)
