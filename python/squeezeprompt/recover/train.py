@@ -1,0 +1,115 @@
+"""A small generic training loop for recovery: distillation, QAT, LoRA, soft prompts.
+
+Only parameters with ``requires_grad`` are optimised, so the caller decides what
+trains (adapters, fake-quant scales, a whole layer) by freezing the rest. The loss is
+any ``loss_fn(model, batch)``; batches are cycled until the step budget is spent.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+
+class OptimizerKind(Enum):
+    ADAMW = "adamw"
+    SGD = "sgd"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Step budget and optimiser settings; ``grad_clip=None`` disables clipping.
+
+    Example:
+        >>> TrainConfig(steps=10, lr=1e-3).optimizer
+        <OptimizerKind.ADAMW: 'adamw'>
+    """
+
+    steps: int = 100
+    lr: float = 1e-4
+    optimizer: OptimizerKind = OptimizerKind.ADAMW
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.optimizer, OptimizerKind):
+            raise TypeError(
+                f"TrainConfig: optimizer must be an OptimizerKind, got {self.optimizer!r}"
+            )
+        if self.steps <= 0:
+            raise ValueError(f"TrainConfig: steps must be positive, got {self.steps}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"TrainConfig: weight_decay must be >= 0, got {self.weight_decay}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"TrainConfig: grad_clip must be > 0 or None, got {self.grad_clip}")
+
+
+OptimizerFactory = Callable[[list[nn.Parameter], TrainConfig], torch.optim.Optimizer]
+OPTIMIZERS: dict[OptimizerKind, OptimizerFactory] = {
+    OptimizerKind.ADAMW: lambda p, c: torch.optim.AdamW(p, lr=c.lr, weight_decay=c.weight_decay),
+    OptimizerKind.SGD: lambda p, c: torch.optim.SGD(p, lr=c.lr, weight_decay=c.weight_decay),
+}
+
+
+def _cycle(batches: Iterable[Any]) -> Iterator[Any]:
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("train: batches is empty (or a spent iterator; pass a list)")
+
+
+def train(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, Any], Tensor],
+    batches: Iterable[Any],
+    config: TrainConfig | None = None,
+) -> list[float]:
+    """Runs ``config.steps`` optimiser steps on the trainable parameters; returns the losses.
+
+    Example:
+        >>> lin = nn.Linear(2, 1)
+        >>> data = [(torch.randn(16, 2), torch.zeros(16, 1))]
+        >>> mse = lambda m, b: ((m(b[0]) - b[1]) ** 2).mean()
+        >>> losses = train(lin, mse, data, TrainConfig(steps=50, lr=0.1, progress=False))
+        >>> losses[-1] < losses[0]
+        True
+    """
+    config = config or TrainConfig()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("train: the model has no parameters with requires_grad=True")
+    optimizer = OPTIMIZERS[config.optimizer](params, config)
+    was_training = model.training
+    model.train()
+    losses: list[float] = []
+    bar = tqdm(total=config.steps, desc="train", disable=not config.progress)
+    try:
+        for batch in itertools.islice(_cycle(batches), config.steps):
+            loss = loss_fn(model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"train: loss became {loss.item()} at step {len(losses)}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4g}")
+    finally:
+        bar.close()
+        model.train(was_training)
+    return losses
