@@ -8,6 +8,10 @@ GPU they then run in Triton's interpreter on CPU tensors.
 import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
+# Inductor's graph caches key on the traced graph, not on our fake kernels' source,
+# so a changed fake kernel could be masked by a stale entry: never reuse them in tests.
+os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "0")
+os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "0")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

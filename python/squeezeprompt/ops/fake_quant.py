@@ -119,7 +119,8 @@ def _check_common(op, x, scale, zero_point, qmin, qmax, group_size):
 @torch.library.register_fake("squeezeprompt::fake_quantize")
 def _fake_quantize_fake(x, scale, zero_point, qmin, qmax, group_size):
     _check_common("fake_quantize", x, scale, zero_point, qmin, qmax, group_size)
-    return torch.empty_like(x)
+    # The kernels return contiguous results whatever x's strides.
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 @torch.library.register_fake("squeezeprompt::fake_quantize_backward")
@@ -128,7 +129,8 @@ def _fake_quantize_backward_fake(grad, x, scale, zero_point, qmin, qmax, group_s
     group_shape = _check_common(op, x, scale, zero_point, qmin, qmax, group_size)
     C.check_shape(op, "grad", grad, list(x.shape))
     per_group = x.new_empty(group_shape, dtype=torch.float32)
-    return torch.empty_like(x), per_group, torch.empty_like(per_group)
+    grad_x = torch.empty_like(x, memory_format=torch.contiguous_format)
+    return grad_x, per_group, torch.empty_like(per_group)
 
 
 def _setup(ctx, inputs, output):
