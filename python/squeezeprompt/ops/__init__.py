@@ -4,6 +4,10 @@ Each op's meaning is defined by its ``*_ref`` function; the C++ (and, when built
 CUDA and Triton) kernels are tested against it.
 """
 
+import os
+
+import torch
+
 from squeezeprompt.ops.dynamic import int8_dynamic_linear, int8_dynamic_linear_ref
 from squeezeprompt.ops.fake_quant import (
     fake_quantize,
@@ -24,6 +28,13 @@ from squeezeprompt.ops.weight_only import (
     int8_weight_linear,
     int8_weight_linear_ref,
 )
+
+# The Triton kernels serve CUDA tensors (and, under TRITON_INTERPRET=1, CPU tensors
+# in tests); importing triton costs ~0.6 s, so CPU-only sessions skip it.
+if torch.cuda.is_available() or os.environ.get("SQUEEZEPROMPT_GPU_BACKEND") or (
+    os.environ.get("TRITON_INTERPRET") == "1"
+):
+    from squeezeprompt.ops import triton as triton  # noqa: F401
 
 OP_NAMES = (
     "int8_weight_linear",
