@@ -1,0 +1,195 @@
+"""Soft prompts on a tiny random Llama: splicing, save/load, training, quantized ops."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import squeezeprompt  # noqa: F401  (registers torch.ops.squeezeprompt)
+from squeezeprompt.evaluate.prefix import compute_prefix
+from squeezeprompt.evaluate.scoring import label_log_probs
+from squeezeprompt.prompt.soft import SoftPrompt
+from squeezeprompt.prompt.soft_batches import LabelBatch, TextBatch, text_logits
+from squeezeprompt.prompt.soft_train import (
+    Objective,
+    SoftTrainConfig,
+    evaluate_loss,
+    label_loss,
+    teacher_kl_loss,
+    train_soft_prompt,
+)
+from squeezeprompt.quantize.rtn import quantize_int4
+
+from .soft_toys import (
+    HIDDEN,
+    ReadsHiddenPrompt,
+    encoded,
+    hidden_prompt,
+    label_batches_from,
+    random_rows,
+    text_batches,
+    tiny_llama,
+)
+
+
+def test_insert_places_virtual_tokens_at_position() -> None:
+    soft = SoftPrompt(torch.arange(6.0).view(2, 3))
+    x = torch.full((2, 4, 3), -1.0)
+    out = soft.insert(x, position=1)
+    assert out.shape == (2, 6, 3)
+    assert torch.equal(out[:, 1:3], soft.embeddings.detach().expand(2, -1, -1))
+    assert (out[:, 0] == -1).all() and (out[:, 3:] == -1).all()
+    with pytest.raises(ValueError, match="position must be in"):
+        soft.insert(x, position=5)
+    with pytest.raises(ValueError, match=r"\[batch, seq, 3\]"):
+        soft.insert(torch.zeros(2, 4, 5), 0)
+
+
+def test_init_from_token_embeddings_cycles_ids() -> None:
+    emb = nn.Embedding(10, 4)
+    soft = SoftPrompt.from_token_ids(emb, [3, 7], num_tokens=3)
+    assert torch.equal(soft.embeddings.detach(), emb.weight.detach()[[3, 7, 3]])
+    assert soft.meta["init_token_ids"] == [3, 7, 3]
+    with pytest.raises(ValueError, match="num_tokens must be >= 1"):
+        SoftPrompt.from_token_ids(emb, [1], 0)
+
+
+def test_save_load_round_trip_and_mismatch(tmp_path) -> None:
+    soft = SoftPrompt(torch.randn(5, 8), meta={"task": "toy"})
+    soft.save(tmp_path, name="sp")
+    back = SoftPrompt.load(tmp_path, name="sp")
+    assert torch.equal(back.embeddings, soft.embeddings)
+    assert back.meta == {"task": "toy"}
+    header = (tmp_path / "sp.json").read_text().replace('"num_tokens": 5', '"num_tokens": 4')
+    (tmp_path / "sp.json").write_text(header)
+    with pytest.raises(ValueError, match=r"holds \[5, 8\].*says \[4, 8\]"):
+        SoftPrompt.load(tmp_path, name="sp")
+
+
+def test_label_scoring_matches_an_explicit_forward() -> None:
+    # head + soft + body + example + label, spelt out by hand, must give the same
+    # label log-likelihood as the cached-prefix path used for training.
+    model, soft = tiny_llama(), hidden_prompt()
+    rows = random_rows(3, seed=0)
+    batch = LabelBatch(encoded(), rows, torch.zeros(3, dtype=torch.long))
+    with torch.no_grad():
+        got = label_log_probs(
+            model, batch.encoded, compute_prefix(model, batch.encoded, soft.embeddings), rows
+        )
+        emb = model.get_input_embeddings()
+        for i, row in enumerate(rows):
+            for label, word in enumerate(batch.encoded.label_ids):
+                ids = torch.tensor([(*batch.encoded.head_ids,)])
+                rest = torch.tensor([(*batch.encoded.body_ids, *row, *word)])
+                x = torch.cat([emb(ids), soft.embeddings[None], emb(rest)], dim=1)
+                logp = model(inputs_embeds=x).logits[0].log_softmax(-1)
+                start = x.shape[1] - len(word) - 1
+                want = sum(logp[start + k, t] for k, t in enumerate(word))
+                torch.testing.assert_close(got[i, label], want, rtol=1e-4, atol=1e-4)
+
+
+def test_label_training_reduces_loss() -> None:
+    model, target = tiny_llama(), hidden_prompt()
+    batches = label_batches_from(model, target, n_batches=4, seed=0)
+    soft = SoftPrompt.from_token_ids(model.get_input_embeddings(), [20, 21, 22], num_tokens=4)
+    before = evaluate_loss(model, soft, batches, Objective.LABELS)
+    result = train_soft_prompt(model, soft, batches, SoftTrainConfig(steps=60, lr=3e-2))
+    after = evaluate_loss(model, soft, batches, Objective.LABELS)
+    assert after < 0.5 * before, (before, after)
+    assert len(result.losses) == 60
+    # The model stayed frozen and its flags were restored.
+    assert all(p.requires_grad for p in model.parameters())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_teacher_kl_training_approaches_the_hidden_prompt() -> None:
+    model, target = tiny_llama(), hidden_prompt()
+    teacher = ReadsHiddenPrompt(model, target)
+    train, held_out = text_batches(4, seed=0), text_batches(2, seed=1)
+    # The optimum is reachable: reading the hidden prompt itself gives KL 0.
+    assert evaluate_loss(model, target, held_out, Objective.TEACHER_KL, teacher) < 1e-6
+    soft = SoftPrompt.from_token_ids(model.get_input_embeddings(), [20, 21, 22], num_tokens=4)
+    before = evaluate_loss(model, soft, held_out, Objective.TEACHER_KL, teacher)
+    config = SoftTrainConfig(objective=Objective.TEACHER_KL, steps=60, lr=3e-2)
+    train_soft_prompt(model, soft, train, config, teacher=teacher)
+    after = evaluate_loss(model, soft, held_out, Objective.TEACHER_KL, teacher)
+    assert after < 0.35 * before, (before, after)
+
+
+class _Int4Linear(nn.Module):
+    """Test-only stand-in for the int4 layer: calls our op, keeps the dequantized copy."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        q = quantize_int4(linear.weight.detach(), group_size=16)
+        self.q = q
+        self.dequantized = q.dequantize()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.q
+        return torch.ops.squeezeprompt.int4_weight_linear(
+            x, q.qweight, q.scales, q.zeros, q.group_size, None
+        )
+
+
+def _swap_linears(model: nn.Module, make) -> None:
+    for name, child in model.named_children():
+        if isinstance(child, nn.Linear) and name != "lm_head":
+            setattr(model, name, make(child))
+        else:
+            _swap_linears(child, make)
+
+
+@pytest.mark.parametrize("objective", list(Objective), ids=lambda o: o.value)
+def test_gradient_flows_through_quantized_ops(objective: Objective) -> None:
+    quantized = tiny_llama()
+    _swap_linears(quantized, _Int4Linear)
+    reference = copy.deepcopy(quantized)
+
+    def dense(layer: nn.Module) -> nn.Linear:  # the same weights as a plain Linear
+        out = nn.Linear(HIDDEN, 1, bias=False)
+        out.weight = nn.Parameter(layer.dequantized.clone(), requires_grad=False)
+        return out
+
+    for layer in list(reference.modules()):
+        for child_name, child in list(layer.named_children()):
+            if isinstance(child, _Int4Linear):
+                setattr(layer, child_name, dense(child))
+    assert not any(isinstance(m, _Int4Linear) for m in reference.modules())
+
+    grads = []
+    for model in (quantized, reference):
+        soft = hidden_prompt()
+        if objective is Objective.LABELS:
+            batch = LabelBatch(encoded(), random_rows(4, 0), torch.tensor([0, 1, 1, 0]))
+            loss = label_loss(model, soft, batch)
+        else:
+            teacher = ReadsHiddenPrompt(tiny_llama(seed=3), hidden_prompt(seed=4))
+            loss = teacher_kl_loss(model, soft, text_batches(1, seed=0)[0], teacher)
+        loss.backward()
+        grads.append(soft.embeddings.grad)
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+def test_text_logits_drop_the_soft_positions() -> None:
+    model, soft = tiny_llama(), hidden_prompt()
+    batch = TextBatch(torch.randint(0, 64, (2, 9)))
+    with torch.no_grad():
+        assert text_logits(model, soft, batch).shape == (2, 9, 64)
+
+
+def test_config_and_argument_errors() -> None:
+    with pytest.raises(TypeError, match="must be an Objective"):
+        SoftTrainConfig(objective="labels")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
+        SoftTrainConfig(steps=0)
+    with pytest.raises(ValueError, match="needs a teacher"):
+        teacher_kl_loss(tiny_llama(), hidden_prompt(), text_batches(1, 0)[0], None)
+    with pytest.raises(ValueError, match="at least one batch"):
+        train_soft_prompt(tiny_llama(), hidden_prompt(), [], SoftTrainConfig())
+    with pytest.raises(ValueError, match="expected labels of shape"):
+        LabelBatch(encoded(), random_rows(2, 0), torch.zeros(3, dtype=torch.long))
