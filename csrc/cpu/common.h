@@ -7,6 +7,8 @@
 #include <c10/util/Optional.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <cmath>
 #include <initializer_list>
 #include <string>
 #include <utility>
@@ -50,9 +52,24 @@ inline void check_shape(const char* op, const char* name, const at::Tensor& t,
 }
 
 // Scales are data, so only the real kernels can check them; a zero, negative or
-// non-finite scale would silently produce garbage downstream.
+// non-finite scale would silently produce garbage downstream. Float32 tensors (the
+// common case) are scanned in place: on a decode-sized linear, the tensor ops of the
+// generic path cost more than the kernel itself.
 inline void check_scales_positive_finite(const char* op, const char* name, const at::Tensor& s) {
   if (s.numel() == 0) return;
+  if (s.scalar_type() == at::kFloat && s.is_contiguous() && s.device().is_cpu()) {
+    const float* p = s.data_ptr<float>();
+    bool finite = true, positive = true;
+    float lowest = p[0];
+    for (int64_t i = 0; i < s.numel(); ++i) {
+      finite &= std::isfinite(p[i]);
+      positive &= p[i] > 0.f;
+      lowest = std::min(lowest, p[i]);
+    }
+    TORCH_CHECK(finite, op, ": ", name, " must be finite, got NaN or Inf");
+    TORCH_CHECK(positive, op, ": ", name, " must be > 0, got min ", lowest);
+    return;
+  }
   auto f = s.to(at::kFloat);
   TORCH_CHECK(at::isfinite(f).all().item<bool>(), op, ": ", name,
               " must be finite, got NaN or Inf");
@@ -62,6 +79,13 @@ inline void check_scales_positive_finite(const char* op, const char* name, const
 
 inline void check_finite(const char* op, const char* name, const at::Tensor& t) {
   if (t.numel() == 0) return;
+  if (t.scalar_type() == at::kFloat && t.is_contiguous() && t.device().is_cpu()) {
+    const float* p = t.data_ptr<float>();
+    bool finite = true;
+    for (int64_t i = 0; i < t.numel(); ++i) finite &= std::isfinite(p[i]);
+    TORCH_CHECK(finite, op, ": ", name, " must be finite, got NaN or Inf");
+    return;
+  }
   TORCH_CHECK(at::isfinite(t.to(at::kFloat)).all().item<bool>(), op, ": ", name,
               " must be finite, got NaN or Inf");
 }
@@ -86,25 +110,21 @@ inline at::Tensor finish_output(const at::Tensor& out, const at::Tensor& x,
   if (bias.has_value()) y.add_(bias->to(at::kFloat));
   auto shape = x.sizes().vec();
   shape.back() = out.size(1);
-  return y.reshape(shape).to(x.scalar_type());
+  y = y.view(shape);
+  return x.scalar_type() == at::kFloat ? y : y.to(x.scalar_type());
+}
+
+// Output channels per parallel task, so that a task does at least ~512k multiply-adds:
+// waking a second OpenMP thread costs microseconds when the machine is idle and a
+// whole scheduler time slice when it is oversubscribed, so small layers (e.g.
+// 576 x 576 at decode) run on the calling thread.
+inline int64_t row_grain(int64_t work_per_row) {
+  constexpr int64_t kMinTaskWork = int64_t{1} << 19;
+  return std::max<int64_t>(4, kMinTaskWork / std::max<int64_t>(1, work_per_row));
 }
 
 // Below this many rows a streaming kernel that reads each weight once wins;
 // above it the work is compute-bound and a dequantized BLAS GEMM wins.
 constexpr int64_t kStreamingMaxRows = 16;
-
-// Dot product written so the compiler vectorises it (four independent sums).
-inline float dot(const float* a, const float* b, int64_t n) {
-  float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += a[i] * b[i];
-    s1 += a[i + 1] * b[i + 1];
-    s2 += a[i + 2] * b[i + 2];
-    s3 += a[i + 3] * b[i + 3];
-  }
-  for (; i < n; ++i) s0 += a[i] * b[i];
-  return (s0 + s1) + (s2 + s3);
-}
 
 }  // namespace squeezeprompt

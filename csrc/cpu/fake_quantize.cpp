@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "common.h"
+#include "kernels.h"
 
 namespace squeezeprompt {
 namespace {
@@ -55,6 +56,9 @@ Grouping check_and_group(const char* op, const at::Tensor& x, const at::Tensor& 
   return {rows, groups, group_size, expand(scale), expand(zero_point)};
 }
 
+// Groups per task: about 64k elements, so small groups do not drown in task overhead.
+inline int64_t grain(int64_t group_size) { return std::max<int64_t>(1, 65536 / group_size); }
+
 inline float rounded_zero(float z, int64_t qmin, int64_t qmax) {
   return std::clamp(std::nearbyint(z), static_cast<float>(qmin), static_cast<float>(qmax));
 }
@@ -72,14 +76,12 @@ at::Tensor fake_quantize_cpu(const at::Tensor& x, const at::Tensor& scale,
   const float* sp = gr.scale.data_ptr<float>();
   const float* zp = gr.zero.data_ptr<float>();
   const float lo = static_cast<float>(qmin), hi = static_cast<float>(qmax);
-  at::parallel_for(0, gr.rows * gr.groups, 16, [&](int64_t b0, int64_t b1) {
+  const cpu::Kernels& kern = cpu::active_kernels();
+  at::parallel_for(0, gr.rows * gr.groups, grain(gr.group_size), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      const float s = sp[b], z = rounded_zero(zp[b], qmin, qmax);
       const int64_t base = b * gr.group_size;
-      for (int64_t i = base; i < base + gr.group_size; ++i) {
-        const float q = std::clamp(std::nearbyint(xp[i] / s) + z, lo, hi);
-        yp[i] = (q - z) * s;
-      }
+      kern.fake_quant_group(xp + base, yp + base, gr.group_size, sp[b],
+                            rounded_zero(zp[b], qmin, qmax), lo, hi);
     }
   });
   return y.to(x.scalar_type());
@@ -100,31 +102,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fake_quantize_backward_cpu(
   const float *sp = gr.scale.data_ptr<float>(), *zp = gr.zero.data_ptr<float>();
   float *gxp = gx.data_ptr<float>(), *gsp = gs.data_ptr<float>(), *gzp = gz.data_ptr<float>();
   const float lo = static_cast<float>(qmin), hi = static_cast<float>(qmax);
-  at::parallel_for(0, gr.rows * gr.groups, 16, [&](int64_t b0, int64_t b1) {
+  const cpu::Kernels& kern = cpu::active_kernels();
+  at::parallel_for(0, gr.rows * gr.groups, grain(gr.group_size), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      const float s = sp[b], z = rounded_zero(zp[b], qmin, qmax);
-      float sum_s = 0.f, sum_z = 0.f;
       const int64_t base = b * gr.group_size;
-      for (int64_t i = base; i < base + gr.group_size; ++i) {
-        const float v = xp[i] / s;
-        const float r = std::nearbyint(v);
-        const float q = r + z;
-        const float g = gp[i];
-        if (q < lo) {
-          gxp[i] = 0.f;
-          sum_s += g * (lo - z);
-          sum_z -= g * s;
-        } else if (q > hi) {
-          gxp[i] = 0.f;
-          sum_s += g * (hi - z);
-          sum_z -= g * s;
-        } else {
-          gxp[i] = g;
-          sum_s += g * (r - v);
-        }
-      }
-      gsp[b] = sum_s;
-      gzp[b] = sum_z;
+      gsp[b] = 0.f;
+      gzp[b] = 0.f;
+      kern.fake_quant_group_backward(xp + base, gp + base, gxp + base, gr.group_size, sp[b],
+                                     rounded_zero(zp[b], qmin, qmax), lo, hi, gsp + b, gzp + b);
     }
   });
   auto group_shape = x.sizes().vec();

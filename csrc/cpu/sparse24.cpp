@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "formats.h"
+#include "kernels.h"
 
 namespace squeezeprompt {
 namespace {
@@ -117,44 +118,41 @@ at::Tensor sparse24_linear_cpu(const at::Tensor& x, const at::Tensor& values, co
   const int64_t M = x2.size(0), mb = meta_bytes_per_row(K);
   const float* xp = x2.data_ptr<float>();
   const uint8_t* mp = mt.data_ptr<uint8_t>();
-  at::Tensor out;
-  auto run = [&](auto* vp) {
-    auto scale_of = [&](int64_t n) { return int8_values ? s.data_ptr<float>()[n] : 1.f; };
-    if (M <= kStreamingMaxRows) {
-      out = at::empty({M, N}, x2.options());
-      float* op_ = out.data_ptr<float>();
-      at::parallel_for(0, N, 8, [&](int64_t n0, int64_t n1) {
-        for (int64_t n = n0; n < n1; ++n) {
-          const auto* vr = vp + n * (K / 2);
-          const uint8_t* mr = mp + n * mb;
-          for (int64_t m = 0; m < M; ++m) {
-            const float* xr = xp + m * K;
-            float acc = 0.f;
-            for (int64_t g = 0; g < K / kSparseGroup; ++g) {
-              const Sparse24Meta byte{mr[g / 2]};
-              const int half = static_cast<int>(g % 2);
-              acc += static_cast<float>(vr[2 * g]) * xr[g * kSparseGroup + byte.index(half, 0)] +
-                     static_cast<float>(vr[2 * g + 1]) * xr[g * kSparseGroup + byte.index(half, 1)];
-            }
-            op_[m * N + n] = acc * scale_of(n);
-          }
-        }
-      });
-    } else {
-      at::Tensor w = at::empty({N, K}, x2.options());
-      float* wp = w.data_ptr<float>();
-      at::parallel_for(0, N, 8, [&](int64_t n0, int64_t n1) {
-        for (int64_t n = n0; n < n1; ++n) unpack_row(vp + n * (K / 2), mp + n * mb, K, scale_of(n), wp + n * K);
-      });
-      out = at::mm(x2, w.t());
-    }
-  };
+  const float* sp = int8_values ? s.data_ptr<float>() : nullptr;
+  cpu::ValueType vt = cpu::ValueType::kFloat;
   switch (v.scalar_type()) {
-    case at::kFloat: run(v.data_ptr<float>()); break;
-    case at::kBFloat16: run(v.data_ptr<at::BFloat16>()); break;
-    case at::kHalf: run(v.data_ptr<at::Half>()); break;
-    case at::kChar: run(v.data_ptr<int8_t>()); break;
+    case at::kFloat: vt = cpu::ValueType::kFloat; break;
+    case at::kBFloat16: vt = cpu::ValueType::kBFloat16; break;
+    case at::kHalf: vt = cpu::ValueType::kHalf; break;
+    case at::kChar: vt = cpu::ValueType::kInt8; break;
     default: TORCH_CHECK(false, op, ": unsupported values dtype ", v.scalar_type());
+  }
+  const void* vp = v.data_ptr();
+  const cpu::Kernels& kern = cpu::active_kernels();
+  at::Tensor out;
+  if (M <= kStreamingMaxRows) {
+    out = at::empty({M, N}, x2.options());
+    float* op_ = out.data_ptr<float>();
+    at::parallel_for(0, N, row_grain(M * K / 2), [&](int64_t n0, int64_t n1) {
+      kern.sparse24_rows(xp, M, K, vp, vt, mp, sp, n0, n1, N, op_);
+    });
+  } else {
+    // Compute-bound: scatter to dense once and let BLAS do the GEMM.
+    at::Tensor w = at::empty({N, K}, x2.options());
+    float* wp = w.data_ptr<float>();
+    auto scatter = [&](auto* typed) {
+      at::parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
+        for (int64_t n = n0; n < n1; ++n)
+          unpack_row(typed + n * (K / 2), mp + n * mb, K, sp ? sp[n] : 1.f, wp + n * K);
+      });
+    };
+    switch (vt) {
+      case cpu::ValueType::kFloat: scatter(v.data_ptr<float>()); break;
+      case cpu::ValueType::kBFloat16: scatter(v.data_ptr<at::BFloat16>()); break;
+      case cpu::ValueType::kHalf: scatter(v.data_ptr<at::Half>()); break;
+      case cpu::ValueType::kInt8: scatter(v.data_ptr<int8_t>()); break;
+    }
+    out = at::mm(x2, w.t());
   }
   return finish_output(out, x, bias);
 }

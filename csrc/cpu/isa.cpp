@@ -1,0 +1,139 @@
+// Runtime ISA dispatch: cpuid picks the best kernels the CPU runs, the environment
+// variable SQUEEZEPROMPT_CPU_ISA=scalar|avx2|avx512 overrides it, and two internal
+// ops let tests switch paths inside one process. Never -march=native: one wheel
+// must run on every x86-64 CPU.
+#include <torch/library.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+
+namespace squeezeprompt {
+namespace cpu {
+namespace {
+
+bool cpu_has_avx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
+// The AVX-512 translation unit is compiled with exactly these extensions, so all
+// of them must be present before its code may run.
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") &&
+         __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
+Isa parse_isa(const std::string& name) {
+  if (name == "scalar") return Isa::kScalar;
+  if (name == "avx2") return Isa::kAvx2;
+  if (name == "avx512") return Isa::kAvx512;
+  TORCH_CHECK(false, "SQUEEZEPROMPT_CPU_ISA must be one of scalar, avx2, avx512, got '", name,
+              "'");
+}
+
+Isa best_isa() {
+  if (cpu_has_avx512()) return Isa::kAvx512;
+  if (cpu_has_avx2()) return Isa::kAvx2;
+  return Isa::kScalar;
+}
+
+Isa initial_isa() {
+  const char* env = std::getenv("SQUEEZEPROMPT_CPU_ISA");
+  if (env == nullptr || *env == '\0') return best_isa();
+  const Isa isa = parse_isa(env);
+  TORCH_CHECK(isa_supported(isa), "SQUEEZEPROMPT_CPU_ISA=", env,
+              " was requested but this CPU does not support it (supported: scalar",
+              cpu_has_avx2() ? ", avx2" : "", cpu_has_avx512() ? ", avx512" : "", ")");
+  return isa;
+}
+
+// -1 until first use; an atomic so a forced switch is seen by every thread.
+std::atomic<int> g_isa{-1};
+
+}  // namespace
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return true;
+    case Isa::kAvx2: return cpu_has_avx2();
+    case Isa::kAvx512: return cpu_has_avx512();
+  }
+  return false;
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return "scalar";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512: return "avx512";
+  }
+  return "unknown";
+}
+
+Isa active_isa() {
+  int v = g_isa.load(std::memory_order_acquire);
+  if (v < 0) {
+    v = static_cast<int>(initial_isa());
+    g_isa.store(v, std::memory_order_release);
+  }
+  return static_cast<Isa>(v);
+}
+
+void set_active_isa(Isa isa) {
+  TORCH_CHECK(isa_supported(isa), "squeezeprompt: CPU ISA '", isa_name(isa),
+              "' was requested but this CPU does not support it");
+  g_isa.store(static_cast<int>(isa), std::memory_order_release);
+}
+
+const Kernels& active_kernels() {
+  switch (active_isa()) {
+    case Isa::kAvx512: return kernels_avx512();
+    case Isa::kAvx2: return kernels_avx2();
+    case Isa::kScalar: break;
+  }
+  return kernels_scalar();
+}
+
+namespace {
+
+std::string get_isa() { return isa_name(active_isa()); }
+
+std::vector<std::string> available_isas() {
+  std::vector<std::string> out;
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512})
+    if (isa_supported(isa)) out.emplace_back(isa_name(isa));
+  return out;
+}
+
+std::string set_isa(const std::string& name) {
+  const std::string previous = get_isa();
+  set_active_isa(parse_isa(name));
+  return previous;
+}
+
+}  // namespace
+
+// Internal ops (leading underscore): they take no tensors, so they need no fake
+// kernels; tests use them to run every ISA path in one process.
+TORCH_LIBRARY_FRAGMENT(squeezeprompt, m) {
+  m.def("_cpu_isa() -> str", &get_isa);
+  m.def("_cpu_isas_available() -> str[]", &available_isas);
+  m.def("_set_cpu_isa(str isa) -> str", &set_isa);
+}
+
+}  // namespace cpu
+}  // namespace squeezeprompt

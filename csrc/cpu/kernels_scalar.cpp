@@ -1,0 +1,93 @@
+// Portable kernels: the fallback on CPUs without AVX2 and the plain statement of
+// what every SIMD kernel computes. Compiled for baseline x86-64 (or any target).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "formats.h"
+#include "kernels.h"
+#include "scalar_math.h"
+
+namespace squeezeprompt {
+namespace cpu {
+namespace {
+
+// Four independent sums so the compiler can vectorise without -ffast-math.
+float dot(const float* a, const float* b, int64_t n) {
+  float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += a[i] * b[i];
+    s1 += a[i + 1] * b[i + 1];
+    s2 += a[i + 2] * b[i + 2];
+    s3 += a[i + 3] * b[i + 3];
+  }
+  for (; i < n; ++i) s0 += a[i] * b[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+void int8_dequant_rows(const int8_t* q, const float* scales, int64_t K, int64_t n0, int64_t n1,
+                       float* w) {
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t k = 0; k < K; ++k) w[n * K + k] = static_cast<float>(q[n * K + k]) * scales[n];
+}
+
+void int4_dequant_rows(const uint8_t* q, const float* scales, const float* zeros, int64_t K,
+                       int64_t group_size, int64_t n0, int64_t n1, float* w) {
+  for (int64_t n = n0; n < n1; ++n)
+    scalar::int4_dequant_row(q, scales, zeros, K, group_size, n, w + n * K);
+}
+
+void int8_weight_rows(const float* x, int64_t M, int64_t K, const int8_t* q, const float* scales,
+                      int64_t n0, int64_t n1, int64_t N, float* out) {
+  std::vector<float> row(static_cast<size_t>(K));
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t k = 0; k < K; ++k) row[k] = static_cast<float>(q[n * K + k]);
+    for (int64_t m = 0; m < M; ++m) out[m * N + n] = dot(x + m * K, row.data(), K) * scales[n];
+  }
+}
+
+void int4_weight_rows(const float* x, int64_t M, int64_t K, const uint8_t* q, const float* scales,
+                      const float* zeros, int64_t group_size, int64_t n0, int64_t n1, int64_t N,
+                      float* out) {
+  std::vector<float> row(static_cast<size_t>(K));
+  for (int64_t n = n0; n < n1; ++n) {
+    scalar::int4_dequant_row(q, scales, zeros, K, group_size, n, row.data());
+    for (int64_t m = 0; m < M; ++m) out[m * N + n] = dot(x + m * K, row.data(), K);
+  }
+}
+
+void int8_dot_rows(const int8_t* xq, int64_t M, int64_t K, const int8_t* w, int64_t n0,
+                   int64_t n1, int64_t N, int32_t* acc) {
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t m = 0; m < M; ++m) {
+      int32_t s = 0;
+      for (int64_t k = 0; k < K; ++k)
+        s += static_cast<int32_t>(xq[m * K + k]) * static_cast<int32_t>(w[n * K + k]);
+      acc[m * N + n] = s;
+    }
+}
+
+void sparse24_rows(const float* x, int64_t M, int64_t K, const void* values, ValueType vt,
+                   const uint8_t* meta, const float* scales, int64_t n0, int64_t n1, int64_t N,
+                   float* out) {
+  scalar::sparse24_rows_range(x, M, K, values, vt, meta, scales, n0, n1, N, out);
+}
+
+void fake_quant_group_backward(const float* x, const float* g, float* gx, int64_t n, float s,
+                               float z, float lo, float hi, float* sum_s, float* sum_z) {
+  scalar::fake_quant_backward(x, g, gx, n, s, z, lo, hi, sum_s, sum_z);
+}
+
+const Kernels kScalar = {
+    &int8_weight_rows, &int4_weight_rows, &int8_dequant_rows,     &int4_dequant_rows,
+    &int8_dot_rows,    &scalar::quantize_row_int8, &sparse24_rows, &scalar::fake_quant,
+    &fake_quant_group_backward,
+};
+
+}  // namespace
+
+const Kernels& kernels_scalar() { return kScalar; }
+
+}  // namespace cpu
+}  // namespace squeezeprompt

@@ -1,0 +1,467 @@
+// SIMD kernels written once with 256-bit AVX2 intrinsics and compiled twice:
+// kernels_avx2.cpp (-mavx2 -mfma -mf16c) and kernels_avx512.cpp (AVX-512 flags,
+// where the compiler gets 32 registers and EVEX encodings, and __AVX512VNNI__
+// switches the int16 dot products to vpdpwssd). Define SP_SIMD_NS before including.
+// Everything has internal linkage so the two copies never meet at link time.
+#pragma once
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <type_traits>
+#include <cstdint>
+#include <vector>
+
+#include "formats.h"
+#include "kernels.h"
+#include "scalar_math.h"
+
+#ifndef SP_SIMD_NS
+#error "define SP_SIMD_NS (avx2 or avx512) before including kernels_simd.h"
+#endif
+
+namespace squeezeprompt {
+namespace cpu {
+namespace SP_SIMD_NS {
+namespace {
+
+// Register tiles: one weight row at a time is decoded once per group of up to MR
+// activation rows, each with two independent accumulators (an FMA chain would
+// otherwise wait on its own latency). The accumulators are plain locals of the
+// row loop: indexing an accumulator array by a runtime row index forces it to the
+// stack, which measured 2-3x slower.
+constexpr int kActRowsPerTile = 4;
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline __m256 load_int8x8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+// ---------------------------------------------------------------- int8 weight-only
+
+template <int MR>
+void int8_tile(const float* x, int64_t K, const int8_t* qr, float scale, int64_t n, int64_t N,
+               int64_t m0, float* out) {
+  __m256 a0[MR], a1[MR];
+  for (int m = 0; m < MR; ++m) a0[m] = a1[m] = _mm256_setzero_ps();
+  const int64_t K16 = K & ~int64_t{15}, K8 = K & ~int64_t{7};
+  int64_t k = 0;
+  for (; k < K16; k += 16) {
+    const __m256 w0 = load_int8x8(qr + k), w1 = load_int8x8(qr + k + 8);
+    for (int m = 0; m < MR; ++m) {
+      const float* xm = x + (m0 + m) * K + k;
+      a0[m] = _mm256_fmadd_ps(_mm256_loadu_ps(xm), w0, a0[m]);
+      a1[m] = _mm256_fmadd_ps(_mm256_loadu_ps(xm + 8), w1, a1[m]);
+    }
+  }
+  if (k < K8) {
+    const __m256 w0 = load_int8x8(qr + k);
+    for (int m = 0; m < MR; ++m)
+      a0[m] = _mm256_fmadd_ps(_mm256_loadu_ps(x + (m0 + m) * K + k), w0, a0[m]);
+  }
+  for (int m = 0; m < MR; ++m) {
+    float sum = hsum(_mm256_add_ps(a0[m], a1[m]));
+    for (int64_t kk = K8; kk < K; ++kk) sum += x[(m0 + m) * K + kk] * static_cast<float>(qr[kk]);
+    out[(m0 + m) * N + n] = sum * scale;
+  }
+}
+
+// Calls tile.template operator()<MR>(m0) over all M activation rows in MR-row steps.
+// The weight row stays in L1 between the steps, so DRAM sees each byte once.
+template <typename Tile>
+void over_rows(int64_t M, Tile tile) {
+  int64_t m0 = 0;
+  for (; m0 + kActRowsPerTile <= M; m0 += kActRowsPerTile)
+    tile(std::integral_constant<int, kActRowsPerTile>{}, m0);
+  switch (M - m0) {
+    case 3: tile(std::integral_constant<int, 3>{}, m0); break;
+    case 2: tile(std::integral_constant<int, 2>{}, m0); break;
+    case 1: tile(std::integral_constant<int, 1>{}, m0); break;
+    default: break;
+  }
+}
+
+void int8_weight_rows(const float* x, int64_t M, int64_t K, const int8_t* q, const float* scales,
+                      int64_t n0, int64_t n1, int64_t N, float* out) {
+  for (int64_t n = n0; n < n1; ++n)
+    over_rows(M, [&](auto mr, int64_t m0) {
+      int8_tile<decltype(mr)::value>(x, K, q + n * K, scales[n], n, N, m0, out);
+    });
+}
+
+void int8_dequant_rows(const int8_t* q, const float* scales, int64_t K, int64_t n0, int64_t n1,
+                       float* w) {
+  const int64_t Kv = K & ~int64_t{7};
+  for (int64_t n = n0; n < n1; ++n) {
+    const __m256 s = _mm256_set1_ps(scales[n]);
+    int64_t k = 0;
+    for (; k < Kv; k += 8) _mm256_storeu_ps(w + n * K + k, _mm256_mul_ps(load_int8x8(q + n * K + k), s));
+    for (; k < K; ++k) w[n * K + k] = static_cast<float>(q[n * K + k]) * scales[n];
+  }
+}
+
+// ---------------------------------------------------------------- int4 weight-only
+
+// Sixteen int4 codes from one 8-byte broadcast, with no variable shift: pshufb
+// gives every 32-bit lane its byte, even lanes keep the low nibble (code), odd lanes
+// the high nibble in place (16 * code). The odd lanes' scale is divided by 16
+// instead, which is exact (a power of two), so one FMA gives (code - zero) * scale.
+struct Int4Decoder {
+  __m256i shuffle_lo, shuffle_hi, nibble_mask;
+  __m256 lane_scale;  // {1, 1/16, 1, 1/16, ...}
+  Int4Decoder()
+      : shuffle_lo(_mm256_setr_epi8(0, -1, -1, -1, 0, -1, -1, -1, 1, -1, -1, -1, 1, -1, -1, -1,  //
+                                    2, -1, -1, -1, 2, -1, -1, -1, 3, -1, -1, -1, 3, -1, -1, -1)),
+        shuffle_hi(_mm256_setr_epi8(4, -1, -1, -1, 4, -1, -1, -1, 5, -1, -1, -1, 5, -1, -1, -1,  //
+                                    6, -1, -1, -1, 6, -1, -1, -1, 7, -1, -1, -1, 7, -1, -1, -1)),
+        nibble_mask(_mm256_setr_epi32(0x0F, 0xF0, 0x0F, 0xF0, 0x0F, 0xF0, 0x0F, 0xF0)),
+        lane_scale(_mm256_setr_ps(1.f, 1.f / 16, 1.f, 1.f / 16, 1.f, 1.f / 16, 1.f, 1.f / 16)) {}
+
+  // All 8 bytes (columns [2j, 2j + 16)) broadcast to every 64-bit lane.
+  static __m256i broadcast8(const uint8_t* bytes) {
+    int64_t eight;
+    std::memcpy(&eight, bytes, sizeof(eight));
+    return _mm256_set1_epi64x(eight);
+  }
+  // Codes of 8 columns as raw floats (odd lanes x16): from 4 bytes, or half of a broadcast.
+  __m256 raw(const uint8_t* bytes) const {
+    int32_t four;
+    std::memcpy(&four, bytes, sizeof(four));
+    return from(_mm256_set1_epi32(four), shuffle_lo);
+  }
+  __m256 from(__m256i b, __m256i shuffle) const {
+    return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_shuffle_epi8(b, shuffle), nibble_mask));
+  }
+};
+
+template <int MR>
+void int4_tile(const Int4Decoder& dec, const float* x, int64_t K, const uint8_t* qr,
+               const float* sr, const float* zr, int64_t group_size, int64_t n, int64_t N,
+               int64_t m0, float* out) {
+  const int64_t G = K / group_size;
+  __m256 a0[MR], a1[MR];
+  for (int m = 0; m < MR; ++m) a0[m] = a1[m] = _mm256_setzero_ps();
+  if (group_size % 16 == 0) {
+    for (int64_t g = 0; g < G; ++g) {
+      const __m256 s = _mm256_mul_ps(_mm256_set1_ps(sr[g]), dec.lane_scale);
+      const __m256 zs = _mm256_set1_ps(-zr[g] * sr[g]);
+      for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 16) {
+        const __m256i b = Int4Decoder::broadcast8(qr + k / 2);
+        const __m256 w0 = _mm256_fmadd_ps(dec.from(b, dec.shuffle_lo), s, zs);
+        const __m256 w1 = _mm256_fmadd_ps(dec.from(b, dec.shuffle_hi), s, zs);
+        for (int m = 0; m < MR; ++m) {
+          const float* xm = x + (m0 + m) * K + k;
+          a0[m] = _mm256_fmadd_ps(_mm256_loadu_ps(xm), w0, a0[m]);
+          a1[m] = _mm256_fmadd_ps(_mm256_loadu_ps(xm + 8), w1, a1[m]);
+        }
+      }
+    }
+  } else {  // group_size a multiple of 8: 8 codes per step
+    for (int64_t g = 0; g < G; ++g) {
+      const __m256 s = _mm256_mul_ps(_mm256_set1_ps(sr[g]), dec.lane_scale);
+      const __m256 zs = _mm256_set1_ps(-zr[g] * sr[g]);
+      for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 8) {
+        const __m256 w = _mm256_fmadd_ps(dec.raw(qr + k / 2), s, zs);
+        for (int m = 0; m < MR; ++m)
+          a0[m] = _mm256_fmadd_ps(_mm256_loadu_ps(x + (m0 + m) * K + k), w, a0[m]);
+      }
+    }
+  }
+  for (int m = 0; m < MR; ++m) out[(m0 + m) * N + n] = hsum(_mm256_add_ps(a0[m], a1[m]));
+}
+
+void int4_weight_rows(const float* x, int64_t M, int64_t K, const uint8_t* q, const float* scales,
+                      const float* zeros, int64_t group_size, int64_t n0, int64_t n1, int64_t N,
+                      float* out) {
+  if (group_size % 8 != 0) {  // the decoder works on 8 codes of one group at a time
+    kernels_scalar().int4_weight_rows(x, M, K, q, scales, zeros, group_size, n0, n1, N, out);
+    return;
+  }
+  const Int4Decoder dec;
+  const int64_t G = K / group_size, row_bytes = K / kInt4PerByte;
+  for (int64_t n = n0; n < n1; ++n)
+    over_rows(M, [&](auto mr, int64_t m0) {
+      int4_tile<decltype(mr)::value>(dec, x, K, q + n * row_bytes, scales + n * G, zeros + n * G,
+                                     group_size, n, N, m0, out);
+    });
+}
+
+void int4_dequant_rows(const uint8_t* q, const float* scales, const float* zeros, int64_t K,
+                       int64_t group_size, int64_t n0, int64_t n1, float* w) {
+  if (group_size % 8 != 0) {
+    for (int64_t n = n0; n < n1; ++n)
+      scalar::int4_dequant_row(q, scales, zeros, K, group_size, n, w + n * K);
+    return;
+  }
+  const Int4Decoder dec;
+  const int64_t G = K / group_size, row_bytes = K / kInt4PerByte;
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t g = 0; g < G; ++g) {
+      const float sc = scales[n * G + g];
+      const __m256 s = _mm256_mul_ps(_mm256_set1_ps(sc), dec.lane_scale);
+      const __m256 zs = _mm256_set1_ps(-zeros[n * G + g] * sc);
+      for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 8)
+        _mm256_storeu_ps(w + n * K + k, _mm256_fmadd_ps(dec.raw(q + n * row_bytes + k / 2), s, zs));
+    }
+}
+
+// ---------------------------------------------------------------- W8A8 int8 x int8
+
+// AVX2 has no unsigned-by-signed byte product without saturation (pmaddubsw can
+// overflow int16 for |x|, |w| near 127), so both operands are widened to int16 and
+// multiplied with pmaddwd, which is exact; VNNI fuses the multiply and the add.
+inline __m256i dot16(__m256i acc, __m256i a, __m256i b) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpwssd_epi32(acc, a, b);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+}
+
+constexpr int kDotRows = 2;      // weight rows per register tile
+constexpr int kDotActRows = 4;   // activation rows per register tile (8 accumulators)
+constexpr int64_t kDotMBlock = 24;  // activation rows widened to int16 at a time (stay in L2)
+
+template <int NR, int MR>
+void dot_tile(const int16_t* x16, int64_t K, const int8_t* w, int64_t n, int64_t N,
+              int64_t mb, int64_t m0, int32_t* acc_out) {
+  __m256i acc[MR][NR];
+  for (int m = 0; m < MR; ++m)
+    for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_setzero_si256();
+  const int64_t Kv = K & ~int64_t{15};
+  for (int64_t k = 0; k < Kv; k += 16) {
+    __m256i wv[NR];
+    for (int r = 0; r < NR; ++r)
+      wv[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + (n + r) * K + k)));
+    for (int m = 0; m < MR; ++m) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x16 + (m0 + m) * K + k));
+      for (int r = 0; r < NR; ++r) acc[m][r] = dot16(acc[m][r], xv, wv[r]);
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int r = 0; r < NR; ++r) {
+      int32_t s = hsum_epi32(acc[m][r]);
+      for (int64_t k = Kv; k < K; ++k)
+        s += static_cast<int32_t>(x16[(m0 + m) * K + k]) * static_cast<int32_t>(w[(n + r) * K + k]);
+      acc_out[(mb + m0 + m) * N + n + r] = s;
+    }
+}
+
+template <int NR>
+void dot_rows_tile(const int16_t* x16, int64_t rows, int64_t K, const int8_t* w, int64_t n,
+                   int64_t N, int64_t mb, int32_t* acc) {
+  int64_t m0 = 0;
+  for (; m0 + kDotActRows <= rows; m0 += kDotActRows)
+    dot_tile<NR, kDotActRows>(x16, K, w, n, N, mb, m0, acc);
+  switch (rows - m0) {  // one pass for the leftover rows, not one per row
+    case 3: dot_tile<NR, 3>(x16, K, w, n, N, mb, m0, acc); break;
+    case 2: dot_tile<NR, 2>(x16, K, w, n, N, mb, m0, acc); break;
+    case 1: dot_tile<NR, 1>(x16, K, w, n, N, mb, m0, acc); break;
+    default: break;
+  }
+}
+
+void int8_dot_rows(const int8_t* xq, int64_t M, int64_t K, const int8_t* w, int64_t n0,
+                   int64_t n1, int64_t N, int32_t* acc) {
+  std::vector<int16_t> x16(static_cast<size_t>(std::min(M, kDotMBlock) * K));
+  for (int64_t mb = 0; mb < M; mb += kDotMBlock) {
+    const int64_t rows = std::min(kDotMBlock, M - mb);
+    for (int64_t i = 0; i < rows * K; ++i) x16[i] = xq[mb * K + i];
+    int64_t n = n0;
+    for (; n + kDotRows <= n1; n += kDotRows)
+      dot_rows_tile<kDotRows>(x16.data(), rows, K, w, n, N, mb, acc);
+    for (; n < n1; ++n) dot_rows_tile<1>(x16.data(), rows, K, w, n, N, mb, acc);
+  }
+}
+
+// Same arithmetic as scalar::quantize_row_int8: IEEE division and round-half-even
+// are exact in both, so the codes agree bit for bit.
+void quantize_row_int8(const float* x, int64_t K, int8_t* q, float* scale_out) {
+  const int64_t Kv = K & ~int64_t{7};
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 vmax = _mm256_setzero_ps();
+  for (int64_t k = 0; k < Kv; k += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + k), abs_mask));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, vmax);
+  float amax = 0.f;
+  for (float v : lanes) amax = std::max(amax, v);
+  for (int64_t k = Kv; k < K; ++k) amax = std::max(amax, std::fabs(x[k]));
+  const float scale = amax > 0.f ? amax / scalar::kInt8Max : 1.f;
+  *scale_out = scale;
+  const __m256 vs = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-scalar::kInt8Max),
+               hi = _mm256_set1_ps(scalar::kInt8Max);
+  for (int64_t k = 0; k < Kv; k += 8) {
+    __m256 r = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + k), vs),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+    const __m256i i32 = _mm256_cvtps_epi32(r);
+    const __m256i i16 = _mm256_packs_epi32(i32, i32);  // per 128-bit lane: a0..3 a0..3
+    const __m256i i8 = _mm256_packs_epi16(i16, i16);
+    const int32_t low = _mm_cvtsi128_si32(_mm256_castsi256_si128(i8));
+    const int32_t high = _mm_cvtsi128_si32(_mm256_extracti128_si256(i8, 1));
+    std::memcpy(q + k, &low, 4);
+    std::memcpy(q + k + 4, &high, 4);
+  }
+  for (int64_t k = Kv; k < K; ++k) {
+    const float r = std::nearbyint(x[k] / scale);
+    q[k] = static_cast<int8_t>(std::clamp(r, -scalar::kInt8Max, scalar::kInt8Max));
+  }
+}
+
+// ---------------------------------------------------------------- 2:4 sparse
+
+// For a metadata byte (two groups of 4 columns), the positions of its 4 kept
+// values inside the 8-column window: low nibble -> 0..3, high nibble -> 4..7.
+struct Sparse24Lut {
+  alignas(16) int32_t idx[256][4];
+  Sparse24Lut() {
+    for (int b = 0; b < 256; ++b) {
+      const Sparse24Meta m{static_cast<uint8_t>(b)};
+      idx[b][0] = m.index(0, 0);
+      idx[b][1] = m.index(0, 1);
+      idx[b][2] = 4 + m.index(1, 0);
+      idx[b][3] = 4 + m.index(1, 1);
+    }
+  }
+};
+
+inline __m256 load8(const float* v) { return _mm256_loadu_ps(v); }
+inline __m256 load8(const int8_t* v) { return load_int8x8(v); }
+inline __m256 load8(const scalar::BFloat16Bits* v) {
+  const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+}
+inline __m256 load8(const scalar::HalfBits* v) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)));
+}
+
+// Each step takes 8 kept values (4 groups, 16 columns): one index vector from two
+// metadata bytes selects the matching activations with two in-register permutes,
+// so x is read contiguously and no gather is needed.
+template <int MR, typename T>
+void sparse24_tile(const Sparse24Lut& lut, const float* x, int64_t K, const T* vr,
+                   const uint8_t* mr, float scale, int64_t n, int64_t N, int64_t m0, float* out) {
+  const int64_t groups = K / kSparseGroup;
+  const int64_t gv = groups & ~int64_t{3};  // groups covered by 16-column steps
+  __m256 acc[MR];
+  for (int m = 0; m < MR; ++m) acc[m] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < gv; g += 4) {
+    const __m256i idx =
+        _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(lut.idx[mr[g / 2 + 1]]),
+                            reinterpret_cast<const __m128i*>(lut.idx[mr[g / 2]]));
+    const __m256 v = load8(vr + 2 * g);
+    for (int m = 0; m < MR; ++m) {
+      const float* xk = x + (m0 + m) * K + g * kSparseGroup;
+      const __m256 lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(xk), idx);
+      const __m256 hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(xk + 8), idx);
+      acc[m] = _mm256_fmadd_ps(v, _mm256_blend_ps(lo, hi, 0xF0), acc[m]);
+    }
+  }
+  for (int m = 0; m < MR; ++m) {
+    const float tail = scalar::sparse24_dot(x + (m0 + m) * K, vr, mr, gv, groups);
+    out[(m0 + m) * N + n] = (hsum(acc[m]) + tail) * scale;
+  }
+}
+
+template <typename T>
+void sparse24_rows_typed(const Sparse24Lut& lut, const float* x, int64_t M, int64_t K,
+                         const T* values, const uint8_t* meta, const float* scales, int64_t n0,
+                         int64_t n1, int64_t N, float* out) {
+  const int64_t mb = scalar::sparse24_meta_bytes(K);
+  for (int64_t n = n0; n < n1; ++n) {
+    const float scale = scales != nullptr ? scales[n] : 1.f;
+    over_rows(M, [&](auto mr, int64_t m0) {
+      sparse24_tile<decltype(mr)::value>(lut, x, K, values + n * (K / 2), meta + n * mb, scale, n,
+                                         N, m0, out);
+    });
+  }
+}
+
+void sparse24_rows(const float* x, int64_t M, int64_t K, const void* values, ValueType vt,
+                   const uint8_t* meta, const float* scales, int64_t n0, int64_t n1, int64_t N,
+                   float* out) {
+  static const Sparse24Lut lut;
+  switch (vt) {
+    case ValueType::kFloat:
+      return sparse24_rows_typed(lut, x, M, K, static_cast<const float*>(values), meta, scales,
+                                 n0, n1, N, out);
+    case ValueType::kBFloat16:
+      return sparse24_rows_typed(lut, x, M, K, static_cast<const scalar::BFloat16Bits*>(values),
+                                 meta, scales, n0, n1, N, out);
+    case ValueType::kHalf:
+      return sparse24_rows_typed(lut, x, M, K, static_cast<const scalar::HalfBits*>(values), meta,
+                                 scales, n0, n1, N, out);
+    case ValueType::kInt8:
+      return sparse24_rows_typed(lut, x, M, K, static_cast<const int8_t*>(values), meta, scales,
+                                 n0, n1, N, out);
+  }
+}
+
+// ---------------------------------------------------------------- fake quantization
+
+constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+// Bit-identical to scalar::fake_quant: same division, rounding, clamp and product.
+void fake_quant_group(const float* x, float* y, int64_t n, float s, float z, float lo, float hi) {
+  const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vlo = _mm256_set1_ps(lo),
+               vhi = _mm256_set1_ps(hi);
+  const int64_t nv = n & ~int64_t{7};
+  for (int64_t i = 0; i < nv; i += 8) {
+    const __m256 r = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), vs), kRound);
+    const __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vz), vlo), vhi);
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_sub_ps(q, vz), vs));
+  }
+  scalar::fake_quant(x + nv, y + nv, n - nv, s, z, lo, hi);
+}
+
+void fake_quant_group_backward(const float* x, const float* g, float* gx, int64_t n, float s,
+                               float z, float lo, float hi, float* sum_s, float* sum_z) {
+  const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z), vlo = _mm256_set1_ps(lo),
+               vhi = _mm256_set1_ps(hi);
+  const __m256 below_ds = _mm256_set1_ps(lo - z), above_ds = _mm256_set1_ps(hi - z);
+  __m256 acc_s = _mm256_setzero_ps(), acc_out = _mm256_setzero_ps();
+  const int64_t nv = n & ~int64_t{7};
+  for (int64_t i = 0; i < nv; i += 8) {
+    const __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i), vs);
+    const __m256 r = _mm256_round_ps(v, kRound);
+    const __m256 q = _mm256_add_ps(r, vz);
+    const __m256 gv = _mm256_loadu_ps(g + i);
+    const __m256 below = _mm256_cmp_ps(q, vlo, _CMP_LT_OQ);
+    const __m256 above = _mm256_cmp_ps(q, vhi, _CMP_GT_OQ);
+    const __m256 outside = _mm256_or_ps(below, above);
+    _mm256_storeu_ps(gx + i, _mm256_andnot_ps(outside, gv));
+    __m256 ds = _mm256_blendv_ps(_mm256_sub_ps(r, v), below_ds, below);
+    ds = _mm256_blendv_ps(ds, above_ds, above);
+    acc_s = _mm256_fmadd_ps(gv, ds, acc_s);
+    acc_out = _mm256_add_ps(acc_out, _mm256_and_ps(outside, gv));
+  }
+  // d/dzero is -scale on every clamped element: sum the gradients, scale once.
+  *sum_s += hsum(acc_s);
+  *sum_z -= hsum(acc_out) * s;
+  scalar::fake_quant_backward(x + nv, g + nv, gx + nv, n - nv, s, z, lo, hi, sum_s, sum_z);
+}
+
+const Kernels kTable = {
+    &int8_weight_rows,  &int4_weight_rows, &int8_dequant_rows,
+    &int4_dequant_rows, &int8_dot_rows,    &quantize_row_int8,
+    &sparse24_rows,     &fake_quant_group, &fake_quant_group_backward,
+};
+
+}  // namespace
+}  // namespace SP_SIMD_NS
+}  // namespace cpu
+}  // namespace squeezeprompt

@@ -1,0 +1,170 @@
+// Scalar building blocks shared by every ISA: the portable kernels use them whole,
+// the SIMD kernels for the tails their vectors do not cover. Everything here has
+// internal linkage on purpose: this header is compiled under different -m flags in
+// different translation units, and a shared inline symbol could let the linker pick
+// an AVX2 copy for the portable path.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "formats.h"
+#include "kernels.h"
+
+namespace squeezeprompt {
+namespace cpu {
+namespace scalar {
+namespace {
+
+constexpr float kInt8Max = 127.f;
+
+inline int int4_code(const uint8_t* row_bytes, int64_t k) {
+  const Int4Pair pair{row_bytes[k / kInt4PerByte]};
+  return (k % kInt4PerByte == 0) ? pair.low() : pair.high();
+}
+
+void int4_dequant_row(const uint8_t* q, const float* scales, const float* zeros, int64_t K,
+                      int64_t group_size, int64_t n, float* row) {
+  const int64_t G = K / group_size;
+  const uint8_t* src = q + n * (K / kInt4PerByte);
+  for (int64_t g = 0; g < G; ++g) {
+    const float scale = scales[n * G + g], zero = zeros[n * G + g];
+    for (int64_t k = g * group_size; k < (g + 1) * group_size; ++k)
+      row[k] = (static_cast<float>(int4_code(src, k)) - zero) * scale;
+  }
+}
+
+// Must agree bit for bit with quantize_activations_ref: a division (not a multiply
+// by the reciprocal) and round-half-to-even.
+void quantize_row_int8(const float* x, int64_t K, int8_t* q, float* scale_out) {
+  float amax = 0.f;
+  for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(x[k]));
+  // An all-zero row quantizes to zeros with any scale; 1 keeps the division finite.
+  const float scale = amax > 0.f ? amax / kInt8Max : 1.f;
+  *scale_out = scale;
+  for (int64_t k = 0; k < K; ++k) {
+    const float r = std::nearbyint(x[k] / scale);
+    q[k] = static_cast<int8_t>(std::clamp(r, -kInt8Max, kInt8Max));
+  }
+}
+
+// 16-bit floats travel as raw bits: c10's Half/BFloat16 have external-linkage inline
+// members, which must not be compiled into the AVX translation units (see above).
+struct BFloat16Bits {
+  uint16_t bits;
+};
+struct HalfBits {
+  uint16_t bits;
+};
+
+inline float bits_to_float(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+inline float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu;
+  if (exp == 0) {  // zero or subnormal: man * 2^-24, exact in float
+    const float f = std::ldexp(static_cast<float>(man), -24);
+    return sign ? -f : f;
+  }
+  if (exp == 31) return bits_to_float(sign | 0x7F800000u | (man << 13));  // Inf / NaN
+  return bits_to_float(sign | ((exp + 112u) << 23) | (man << 13));
+}
+
+inline float value_as_float(const float* v, int64_t i) { return v[i]; }
+inline float value_as_float(const int8_t* v, int64_t i) { return static_cast<float>(v[i]); }
+inline float value_as_float(const BFloat16Bits* v, int64_t i) {
+  return bits_to_float(static_cast<uint32_t>(v[i].bits) << 16);
+}
+inline float value_as_float(const HalfBits* v, int64_t i) { return half_to_float(v[i].bits); }
+
+// Sum over 2:4 groups [g0, g1) of one packed row against one activation row.
+template <typename T>
+float sparse24_dot(const float* xr, const T* vr, const uint8_t* mr, int64_t g0, int64_t g1) {
+  float acc = 0.f;
+  for (int64_t g = g0; g < g1; ++g) {
+    const Sparse24Meta byte{mr[g / kSparseGroupsPerMetaByte]};
+    const int half = static_cast<int>(g % kSparseGroupsPerMetaByte);
+    acc += value_as_float(vr, 2 * g) * xr[g * kSparseGroup + byte.index(half, 0)] +
+           value_as_float(vr, 2 * g + 1) * xr[g * kSparseGroup + byte.index(half, 1)];
+  }
+  return acc;
+}
+
+inline int64_t sparse24_meta_bytes(int64_t K) {
+  return (K / kSparseGroup + kSparseGroupsPerMetaByte - 1) / kSparseGroupsPerMetaByte;
+}
+
+template <typename T>
+void sparse24_rows_typed(const float* x, int64_t M, int64_t K, const T* values,
+                         const uint8_t* meta, const float* scales, int64_t n0, int64_t n1,
+                         int64_t N, float* out) {
+  const int64_t mb = sparse24_meta_bytes(K);
+  for (int64_t n = n0; n < n1; ++n) {
+    const float scale = scales != nullptr ? scales[n] : 1.f;
+    for (int64_t m = 0; m < M; ++m)
+      out[m * N + n] =
+          sparse24_dot(x + m * K, values + n * (K / 2), meta + n * mb, 0, K / kSparseGroup) *
+          scale;
+  }
+}
+
+void sparse24_rows_range(const float* x, int64_t M, int64_t K, const void* values, ValueType vt,
+                         const uint8_t* meta, const float* scales, int64_t n0, int64_t n1,
+                         int64_t N, float* out) {
+  switch (vt) {
+    case ValueType::kFloat:
+      return sparse24_rows_typed(x, M, K, static_cast<const float*>(values), meta, scales, n0, n1,
+                                 N, out);
+    case ValueType::kBFloat16:
+      return sparse24_rows_typed(x, M, K, static_cast<const BFloat16Bits*>(values), meta, scales,
+                                 n0, n1, N, out);
+    case ValueType::kHalf:
+      return sparse24_rows_typed(x, M, K, static_cast<const HalfBits*>(values), meta, scales, n0,
+                                 n1, N, out);
+    case ValueType::kInt8:
+      return sparse24_rows_typed(x, M, K, static_cast<const int8_t*>(values), meta, scales, n0,
+                                 n1, N, out);
+  }
+}
+
+// Must agree bit for bit with fake_quantize_ref: divide, round half to even, clamp.
+void fake_quant(const float* x, float* y, int64_t n, float s, float z, float lo, float hi) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float q = std::clamp(std::nearbyint(x[i] / s) + z, lo, hi);
+    y[i] = (q - z) * s;
+  }
+}
+
+void fake_quant_backward(const float* x, const float* g, float* gx, int64_t n, float s, float z,
+                         float lo, float hi, float* sum_s, float* sum_z) {
+  float ss = 0.f, sz = 0.f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i] / s;
+    const float r = std::nearbyint(v);
+    const float q = r + z;
+    if (q < lo) {
+      gx[i] = 0.f;
+      ss += g[i] * (lo - z);
+      sz -= g[i] * s;
+    } else if (q > hi) {
+      gx[i] = 0.f;
+      ss += g[i] * (hi - z);
+      sz -= g[i] * s;
+    } else {
+      gx[i] = g[i];
+      ss += g[i] * (r - v);
+    }
+  }
+  *sum_s += ss;
+  *sum_z += sz;
+}
+
+}  // namespace
+}  // namespace scalar
+}  // namespace cpu
+}  // namespace squeezeprompt

@@ -1,0 +1,170 @@
+"""Every CPU ISA path this machine runs, forced in turn, against the ``*_ref`` references.
+
+Shapes are chosen to hit the kernels' edges: M = 1, 3, 17 (tails of the 2-row and
+3-row register tiles, and the BLAS path above 16 rows); K and N not multiples of 64,
+and for int8 K not a multiple of the 8- or 16-wide vectors.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import squeezeprompt  # noqa: F401  (loads the extension)
+from squeezeprompt.ops import (
+    fake_quantize_backward_ref,
+    fake_quantize_ref,
+    int4_weight_linear_ref,
+    int8_dynamic_linear_ref,
+    int8_weight_linear_ref,
+    sparse24_linear_ref,
+)
+
+OPS = torch.ops.squeezeprompt
+ALL_ISAS = ("scalar", "avx2", "avx512")
+AVAILABLE = tuple(OPS._cpu_isas_available())
+
+
+def _isa_param(name: str):
+    reason = f"this CPU lacks {name} (cpuid reports only {', '.join(AVAILABLE)})"
+    return pytest.param(name, marks=pytest.mark.skipif(name not in AVAILABLE, reason=reason))
+
+
+ISAS = [_isa_param(name) for name in ALL_ISAS]
+ROWS = (1, 3, 17)
+DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+@pytest.fixture
+def isa(request):
+    previous = OPS._set_cpu_isa(request.param)
+    yield request.param
+    OPS._set_cpu_isa(previous)
+
+
+def _bound(x: torch.Tensor, w: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
+    """Error bound for a float32 dot product of length K (any summation order):
+    K * eps32 * (|x| @ |w|^T), plus one rounding of the result into ``out_dtype``."""
+    mag = x.float().abs().reshape(-1, x.shape[-1]) @ w.float().abs().T
+    k = x.shape[-1]
+    eps_out = torch.finfo(out_dtype).eps
+    return (k * torch.finfo(torch.float32).eps * mag + eps_out * mag).reshape(
+        *x.shape[:-1], w.shape[0]
+    )
+
+
+def _check_close(got, want, bound):
+    err = (got.float() - want.float()).abs()
+    # The reference itself rounds to out_dtype, so allow the bound plus one ulp of it.
+    ulp = want.float().abs() * torch.finfo(want.dtype).eps + torch.finfo(want.dtype).tiny
+    excess = err - bound - ulp
+    assert excess.max() <= 0, f"max error {err.max():.3g} over the bound by {excess.max():.3g}"
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("m", ROWS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k,n", [(100, 37), (8, 5), (203, 70)])
+def test_int8_weight_linear(isa, m, dtype, k, n):
+    x = torch.randn(m, k).to(dtype)
+    q = torch.randint(-127, 128, (n, k), dtype=torch.int8)
+    s = torch.rand(n) + 0.01
+    bias = torch.randn(n)
+    got = OPS.int8_weight_linear(x, q, s, bias)
+    want = int8_weight_linear_ref(x, q, s, bias)
+    assert got.dtype == dtype
+    w = q.float() * s[:, None]
+    _check_close(got, want, _bound(x, w, dtype))
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("m", ROWS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k,n,group", [(96, 37, 32), (160, 70, 160), (48, 9, 8), (60, 5, 6)])
+def test_int4_weight_linear(isa, m, dtype, k, n, group):
+    from squeezeprompt.formats import dequantize_int4
+
+    x = torch.randn(2, m, k).to(dtype)  # a leading batch dim as well
+    q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8)
+    s = torch.rand(n, k // group) + 0.01
+    z = torch.rand(n, k // group) * 15
+    got = OPS.int4_weight_linear(x, q, s, z, group, None)
+    want = int4_weight_linear_ref(x, q, s, z, group)
+    _check_close(got, want, _bound(x, dequantize_int4(q, s, z, group), dtype))
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("m", (*ROWS, 30))
+@pytest.mark.parametrize("k,n", [(100, 37), (203, 70), (16, 4)])
+def test_int8_dynamic_linear(isa, m, k, n):
+    x = torch.randn(m, k)
+    q = torch.randint(-127, 128, (n, k), dtype=torch.int8)
+    s = torch.rand(n) + 0.01
+    got = OPS.int8_dynamic_linear(x, q, s, None)
+    want = int8_dynamic_linear_ref(x, q, s)
+    # Integer accumulation is exact and the rescale is the same two float products.
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("m", ROWS)
+@pytest.mark.parametrize("vdtype", (torch.float32, torch.bfloat16, torch.float16, torch.int8))
+@pytest.mark.parametrize("k,n", [(100, 37), (68, 5), (192, 70)])
+def test_sparse24_linear(isa, m, vdtype, k, n):
+    from squeezeprompt.formats import sparse24_unpack
+
+    keep = torch.rand(n, k // 4, 4).argsort(-1)[..., :2]
+    mask = torch.zeros(n, k // 4, 4, dtype=torch.bool).scatter_(-1, keep, True).reshape(n, k)
+    if vdtype == torch.int8:
+        dense = torch.randint(-127, 128, (n, k)).masked_fill(~mask, 0).to(torch.int8)
+        values, meta = OPS.sparse24_pack(dense.float())
+        values, scales = values.to(torch.int8), torch.rand(n) + 0.01
+    else:
+        values, meta = OPS.sparse24_pack(torch.randn(n, k).masked_fill(~mask, 0).to(vdtype))
+        scales = None
+    x = torch.randn(m, k)
+    got = OPS.sparse24_linear(x, values, meta, scales, None)
+    want = sparse24_linear_ref(x, values, meta, scales)
+    _check_close(got, want, _bound(x, sparse24_unpack(values, meta, scales).float(), x.dtype))
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,group", [((3, 100), 100), ((17, 96), 32), ((5, 60), 6)])
+def test_fake_quantize_forward_backward(isa, dtype, shape, group):
+    x = (torch.randn(shape) * 3).to(dtype)
+    groups = (*shape[:-1], shape[-1] // group)
+    scale = torch.rand(groups) * 0.2 + 0.05
+    zero = torch.rand(groups) * 15
+    got = OPS.fake_quantize(x, scale, zero, 0, 15, group)
+    # Forward: same division, rounding and clamp as the reference, so bit-identical.
+    torch.testing.assert_close(got, fake_quantize_ref(x, scale, zero, 0, 15, group), rtol=0, atol=0)
+    grad = torch.randn(shape).to(dtype)
+    gx, gs, gz = OPS.fake_quantize_backward(grad, x, scale, zero, 0, 15, group)
+    rx, rs, rz = fake_quantize_backward_ref(grad, x, scale, zero, 0, 15, group)
+    torch.testing.assert_close(gx, rx, rtol=0, atol=0)
+    # Per-group sums in another order: bound by group * eps * sum of |terms|.
+    mag = grad.float().abs().reshape(*groups, group).sum(-1) * 16
+    tol = group * torch.finfo(torch.float32).eps * mag
+    assert ((gs - rs).abs() <= tol * (1 + scale.max())).all()
+    assert ((gz - rz).abs() <= tol * (1 + scale.max())).all()
+
+
+def test_env_var_forces_path_and_rejects_unknown():
+    code = "import squeezeprompt, torch; print(torch.ops.squeezeprompt._cpu_isa())"
+    env = {"SQUEEZEPROMPT_CPU_ISA": "scalar", "PATH": ""}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "scalar", out.stderr
+    env["SQUEEZEPROMPT_CPU_ISA"] = "sse9"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "must be one of scalar, avx2, avx512, got 'sse9'" in out.stderr
+
+
+@pytest.mark.skipif("avx512" in AVAILABLE, reason="this CPU has AVX-512")
+def test_unavailable_isa_raises():
+    with pytest.raises(RuntimeError, match="does not support it"):
+        OPS._set_cpu_isa("avx512")
