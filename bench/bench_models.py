@@ -1,0 +1,164 @@
+"""End-to-end throughput of SmolLM2-135M-Instruct under each compression config.
+
+Decode tokens/s (one token at a time with the KV cache, batch 1) and prefill tokens/s
+(one 128-token forward) for every config, each reported with its ratio to the fp32
+model measured in the same run, plus the model's bytes. Run with
+
+    pytest bench/bench_models.py --benchmark-only -s
+
+(``-s`` prints the summary table). Threads follow ``torch.get_num_threads()``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+from squeezeprompt import models
+from squeezeprompt.nn import (
+    Int4WeightOnly,
+    Int8Dynamic,
+    Int8WeightOnly,
+    LinearFilter,
+    SemiStructured24,
+    SparseValues,
+    quantize_,
+    sparsify_,
+)
+
+DECODE_TOKENS = 16
+PREFILL_TOKENS = 128
+
+
+def int4_g128(model: nn.Module) -> nn.Module:
+    """int4 at group 128 where it divides in_features (SmolLM2's 576-wide inputs need 64)."""
+    quantize_(
+        model,
+        Int4WeightOnly(group_size=128),
+        LinearFilter(predicate=lambda name, mod: mod.in_features % 128 == 0),
+    )
+    return quantize_(model, Int4WeightOnly(group_size=64))
+
+
+# fp32 first: every other config is reported as a ratio to it.
+CONFIGS: dict[str, Callable[[nn.Module], nn.Module]] = {
+    "fp32": lambda m: m,
+    "bf16": lambda m: m.to(torch.bfloat16),
+    "int8": lambda m: quantize_(m, Int8WeightOnly()),
+    "int4_g128": int4_g128,
+    "w8a8": lambda m: quantize_(m, Int8Dynamic()),
+    "2:4": lambda m: sparsify_(m, SemiStructured24()),
+    "2:4+int8": lambda m: sparsify_(m, SemiStructured24(values=SparseValues.INT8)),
+    "2:4+int4": lambda m: sparsify_(m, SemiStructured24(values=SparseValues.INT4, group_size=64)),
+}
+
+
+def model_bytes(model: nn.Module) -> int:
+    """Bytes of the model's saved state, tied tensors counted once."""
+    seen: set[int] = set()
+    total = 0
+    for t in model.state_dict().values():
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in seen:
+            seen.add(ptr)
+            total += t.untyped_storage().nbytes()
+    return total
+
+
+class Results:
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, float]] = {}
+
+    def add(self, config: str, key: str, value: float) -> None:
+        self.rows.setdefault(config, {})[key] = value
+
+    def table(self) -> str:
+        base = self.rows.get("fp32", {})
+        lines = [
+            f"threads={torch.get_num_threads()}",
+            "| config | MB | decode tok/s | x fp32 | prefill tok/s | x fp32 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in self.rows.items():
+            cells = [name, f"{r.get('bytes', 0) / 1e6:.1f}"]
+            for key in ("decode", "prefill"):
+                v, b = r.get(key), base.get(key)
+                cells += [f"{v:.1f}" if v else "-", f"{v / b:.2f}" if v and b else "-"]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def results():
+    r = Results()
+    yield r
+    print("\n" + r.table())
+
+
+@pytest.fixture(scope="module")
+def base() -> nn.Module:
+    model, _ = models.load("smollm2-135m-instruct")
+    return model
+
+
+_built: dict[str, nn.Module] = {}
+
+
+def _model(base: nn.Module, name: str) -> nn.Module:
+    # Keep one compressed copy at a time: the 2:4 conversions are not cheap.
+    if name not in _built:
+        _built.clear()
+        _built[name] = CONFIGS[name](copy.deepcopy(base)).eval()
+    return _built[name]
+
+
+def _decode(model: nn.Module, ids: torch.Tensor) -> float:
+    """Seconds for DECODE_TOKENS greedy steps after a prefill of ``ids`` (prefill not timed)."""
+    with torch.no_grad():
+        out = model(ids, use_cache=True)
+        past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        start = time.perf_counter()
+        for _ in range(DECODE_TOKENS):
+            out = model(tok, past_key_values=past, use_cache=True)
+            past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        return time.perf_counter() - start
+
+
+def _bench_decode(benchmark, model: nn.Module, results: Results, name: str) -> None:
+    ids = torch.randint(0, 1000, (1, 16), generator=torch.Generator().manual_seed(0))
+    _decode(model, ids)  # warm-up
+    times: list[float] = []
+    benchmark.pedantic(lambda: times.append(_decode(model, ids)), rounds=3, iterations=1)
+    tps = DECODE_TOKENS / min(times)
+    results.add(name, "decode", tps)
+    results.add(name, "bytes", model_bytes(model))
+    benchmark.extra_info.update(decode_tokens_per_s=tps, model_bytes=model_bytes(model))
+
+
+def _bench_prefill(benchmark, model: nn.Module, results: Results, name: str) -> None:
+    ids = torch.randint(0, 1000, (1, PREFILL_TOKENS), generator=torch.Generator().manual_seed(0))
+
+    def run() -> None:
+        with torch.no_grad():
+            model(ids, use_cache=False)
+
+    run()  # warm-up
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    tps = PREFILL_TOKENS / benchmark.stats.stats.min
+    results.add(name, "prefill", tps)
+    benchmark.extra_info.update(prefill_tokens_per_s=tps)
+
+
+# Config-major order, so each compressed model is built once for both measurements.
+@pytest.mark.parametrize(
+    ("name", "phase"), [(n, p) for n in CONFIGS for p in ("decode", "prefill")]
+)
+def test_model_throughput(benchmark, base, results, name: str, phase: str) -> None:
+    model = _model(base, name)
+    bench = _bench_decode if phase == "decode" else _bench_prefill
+    bench(benchmark, model, results, name)
