@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 
-import squeezeprompt
 import torch
+
+import squeezeprompt
 from squeezeprompt import ops
 from squeezeprompt.quantize import quantize_int4, quantize_int8
 

@@ -31,10 +31,25 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow",
+        choices=("none", "bounded", "all"),
+        default=os.environ.get("SQUEEZEPROMPT_SLOW", "bounded"),
+        help="real-model tests (marked slow) to run: none, the bounded set that CI runs "
+        "(marked slow(bounded=True)), or all",
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs an NVIDIA GPU")
+    slow = config.getoption("--slow")
+    skip_cuda = pytest.mark.skip(reason="needs an NVIDIA GPU")
+    skip_slow = pytest.mark.skip(reason=f"real-model test outside --slow={slow}")
     for item in items:
-        if "cuda" in item.keywords:
-            item.add_marker(skip)
+        if "cuda" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_cuda)
+        marker = item.get_closest_marker("slow")
+        if marker is None or slow == "all":
+            continue
+        if slow == "none" or not marker.kwargs.get("bounded", False):
+            item.add_marker(skip_slow)

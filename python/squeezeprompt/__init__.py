@@ -6,15 +6,24 @@ Importing the package loads the compiled kernels, which register every op in
 Example:
     >>> import torch, squeezeprompt as sp
     >>> model = torch.nn.Sequential(torch.nn.Linear(256, 64))
-    >>> sp.quantize_(model, sp.Int4WeightOnly(group_size=64))
+    >>> model = sp.quantize_(model, sp.Int4WeightOnly(group_size=64))
     >>> type(model[0]).__name__
     'Int4WeightOnlyLinear'
 """
 
 import torch
 
-from squeezeprompt import _C  # noqa: F401  (registers the C++ kernels)
-from squeezeprompt import checkpoint, formats, models, nn, ops, prune, quantize, recover
+from squeezeprompt import (
+    _C,  # noqa: F401  (registers the C++ kernels)
+    checkpoint,
+    formats,
+    models,
+    nn,
+    ops,
+    prune,
+    quantize,
+    recover,
+)
 from squeezeprompt.checkpoint import CheckpointError, load, save
 from squeezeprompt.nn import (
     FakeQuant,

@@ -10,7 +10,7 @@ import torch
 from squeezeprompt.data import load_task, load_wikipedia
 from squeezeprompt.evaluate import accuracy, default_prompt, perplexity, score_examples
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(bounded=True)
 
 
 @pytest.fixture(scope="module")

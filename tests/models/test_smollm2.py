@@ -77,7 +77,14 @@ def reference(base) -> list[int]:
     return tokens
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+# CI runs the int4 case (the package's default compression); `--slow=all` runs every config.
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow(bounded=True)) if n == "int4_g128" else n
+        for n in sorted(CONFIGS)
+    ],
+)
 def test_compressed_model_generates(base, reference, name: str) -> None:
     model, tok, ids = base
     compressed = CONFIGS[name](copy.deepcopy(model))
@@ -89,6 +96,7 @@ def test_compressed_model_generates(base, reference, name: str) -> None:
         assert tokens[:4] == reference[:4], tok.decode(tokens)
 
 
+@pytest.mark.slow(bounded=True)
 def test_int4_model_compiles_and_survives_save_load(base, tmp_path: Path) -> None:
     model, _, ids = base
     q = int4_g128(copy.deepcopy(model))

@@ -2,6 +2,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+
 from squeezeprompt.ops import masked_linear, sparse24_linear, sparse24_pack
 from squeezeprompt.prune import (
     Pattern,

@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from squeezeprompt.prune import (
     SparseGPTConfig,
     Sparsity,

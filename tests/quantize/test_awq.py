@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from squeezeprompt.quantize.awq import AWQConfig, awq_quantize, awq_scales, output_error
 from squeezeprompt.quantize.fold import fold_into_linear_outputs, fold_into_norm
 from squeezeprompt.quantize.grid import Bits, WeightGrid

@@ -2,11 +2,12 @@
 
 import pytest
 import torch
+from torch import nn
+
 from squeezeprompt.calibration import CalibrationConfig, calibrate_layerwise, find_blocks
 from squeezeprompt.quantize.gptq import GPTQConfig, gptq_quantize
 from squeezeprompt.quantize.grid import WeightGrid
 from squeezeprompt.quantize.stats import InputStats
-from torch import nn
 
 transformers = pytest.importorskip("transformers")
 

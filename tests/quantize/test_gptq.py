@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from squeezeprompt.ops import int4_weight_linear, int8_weight_linear
 from squeezeprompt.quantize.gptq import GPTQConfig, gptq_quantize
 from squeezeprompt.quantize.grid import Bits, WeightGrid

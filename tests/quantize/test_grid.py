@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from squeezeprompt.formats import Int4Weight, Int8Weight
 from squeezeprompt.quantize.grid import Bits, WeightGrid
 from squeezeprompt.quantize.rtn import quantize_int4, quantize_int8

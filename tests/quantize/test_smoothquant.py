@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from squeezeprompt.ops.dynamic import int8_dynamic_linear_ref
 from squeezeprompt.quantize.fold import scale_weight_inputs
 from squeezeprompt.quantize.rtn import quantize_int8

@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from squeezeprompt.quantize.stats import InputStats
 
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+
 from squeezeprompt.recover import distill_loss_fn, distillation_loss
 
 

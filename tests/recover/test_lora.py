@@ -1,7 +1,8 @@
 import pytest
 import torch
-from squeezeprompt.recover import LoRAConfig, LoRALinear, apply_lora_
 from torch import nn
+
+from squeezeprompt.recover import LoRAConfig, LoRALinear, apply_lora_
 
 
 class PackedLike(nn.Module):

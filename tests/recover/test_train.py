@@ -1,7 +1,8 @@
 import pytest
 import torch
-from squeezeprompt.recover import LoRAConfig, OptimizerKind, TrainConfig, apply_lora_, train
 from torch import nn
+
+from squeezeprompt.recover import LoRAConfig, OptimizerKind, TrainConfig, apply_lora_, train
 
 
 def mse(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

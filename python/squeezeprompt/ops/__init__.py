@@ -31,8 +31,10 @@ from squeezeprompt.ops.weight_only import (
 
 # The Triton kernels serve CUDA tensors (and, under TRITON_INTERPRET=1, CPU tensors
 # in tests); importing triton costs ~0.6 s, so CPU-only sessions skip it.
-if torch.cuda.is_available() or os.environ.get("SQUEEZEPROMPT_GPU_BACKEND") or (
-    os.environ.get("TRITON_INTERPRET") == "1"
+if (
+    torch.cuda.is_available()
+    or os.environ.get("SQUEEZEPROMPT_GPU_BACKEND")
+    or (os.environ.get("TRITON_INTERPRET") == "1")
 ):
     from squeezeprompt.ops import triton as triton  # noqa: F401
 

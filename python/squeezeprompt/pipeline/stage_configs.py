@@ -1,0 +1,233 @@
+"""Typed settings of each pipeline stage, one frozen dataclass per stage kind.
+
+A recipe lists stages as one-key mappings (``- quantize: {method: gptq, bits: 4}``);
+the key picks the class through :data:`STAGE_CONFIGS`, and :class:`StageKind` fixes the
+order stages may appear in (calibrate -> prune -> quantize -> recover -> prompt).
+
+Example:
+    >>> QuantizeConfig(method=QuantMethod.GPTQ, bits=Bits.INT4, group_size=64).kind
+    <StageKind.QUANTIZE: 'quantize'>
+    >>> PruneConfig(sparsity=Sparsity.semi_24()).sparsity.pattern.value
+    '2:4'
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from squeezeprompt.pipeline.errors import RecipeError
+from squeezeprompt.pipeline.schema import check_fields, register_codec
+from squeezeprompt.prompt.search.config import Strategy
+from squeezeprompt.prune.config import Pattern, Sparsity
+from squeezeprompt.quantize.grid import Bits
+
+__all__ = [
+    "STAGE_CONFIGS",
+    "Bits",
+    "CalibrateConfig",
+    "Corpus",
+    "PromptConfig",
+    "PruneConfig",
+    "PruneMethod",
+    "QuantMethod",
+    "QuantizeConfig",
+    "RecoverConfig",
+    "RecoverMethod",
+    "Sparsity",
+    "StageConfig",
+    "StageKind",
+    "Strategy",
+]
+
+
+class StageKind(enum.Enum):
+    """Stage kinds in the only order they may run (a later kind never precedes an earlier)."""
+
+    CALIBRATE = "calibrate"
+    PRUNE = "prune"
+    QUANTIZE = "quantize"
+    RECOVER = "recover"
+    PROMPT = "prompt"
+
+    @property
+    def rank(self) -> int:
+        return list(StageKind).index(self)
+
+
+class Corpus(enum.Enum):
+    """Packaged text used for calibration and perplexity."""
+
+    ENWIKI = "enwiki"  # gensim's 211 shortened Wikipedia articles
+
+
+class PruneMethod(enum.Enum):
+    MAGNITUDE = "magnitude"  # |w|; needs no calibration
+    WANDA = "wanda"  # |w| * ||x||; needs calibration
+    SPARSEGPT = "sparsegpt"  # OBS-style pruning with weight updates; needs calibration
+
+
+class QuantMethod(enum.Enum):
+    RTN = "rtn"  # round to nearest
+    GPTQ = "gptq"  # Hessian-compensated rounding; needs calibration
+    AWQ = "awq"  # activation-aware scaling; needs calibration
+
+
+class RecoverMethod(enum.Enum):
+    DISTILL = "distill"  # match the dense model's next-token distribution
+    LORA = "lora"
+    QAT = "qat"
+
+
+def _decode_sparsity(raw: Any, path: str) -> Sparsity:
+    if raw == Pattern.SEMI_24.value:
+        return Sparsity.semi_24()
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise RecipeError(path, f"expected a ratio in [0, 1) or '2:4', got {raw!r}")
+    try:
+        return Sparsity(float(raw), Pattern.UNSTRUCTURED)
+    except ValueError as e:
+        raise RecipeError(path, f"expected a ratio in [0, 1) or '2:4', got {raw!r} ({e})") from None
+
+
+def _encode_sparsity(s: Sparsity) -> Any:
+    return s.pattern.value if s.pattern is Pattern.SEMI_24 else s.ratio
+
+
+register_codec(Sparsity, _decode_sparsity, _encode_sparsity)
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) <= 0:
+            raise RecipeError(name, f"must be > 0, got {getattr(obj, name)!r}")
+
+
+class StageConfig:
+    """Marker base: every stage config names its :class:`StageKind`."""
+
+    kind: ClassVar[StageKind]
+
+    @property
+    def needs_calibration(self) -> bool:
+        return False
+
+
+# Modules skipped unless a stage says otherwise: the output head is tied to the
+# embedding in small Llamas and is the most sensitive layer.
+DEFAULT_EXCLUDE = ("lm_head",)
+
+
+@dataclass(frozen=True)
+class CalibrateConfig(StageConfig):
+    """Calibration text that later prune/quantize stages collect layer statistics on."""
+
+    kind: ClassVar[StageKind] = StageKind.CALIBRATE
+    corpus: Corpus = Corpus.ENWIKI
+    samples: int = 32  # sequences
+    seq_len: int = 256  # tokens per sequence
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        _positive(self, "samples", "seq_len")
+
+
+@dataclass(frozen=True)
+class PruneConfig(StageConfig):
+    """Zero a fraction of every targeted Linear's weights (``exclude``: fnmatch globs)."""
+
+    kind: ClassVar[StageKind] = StageKind.PRUNE
+    method: PruneMethod = PruneMethod.MAGNITUDE
+    sparsity: Sparsity = Sparsity(0.5)
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.sparsity.ratio == 0.0:
+            raise RecipeError("sparsity", "must be > 0 (a prune stage that prunes nothing)")
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.method is not PruneMethod.MAGNITUDE
+
+
+@dataclass(frozen=True)
+class QuantizeConfig(StageConfig):
+    """Weight quantization of every targeted Linear; int8 may also quantize activations."""
+
+    kind: ClassVar[StageKind] = StageKind.QUANTIZE
+    method: QuantMethod = QuantMethod.RTN
+    bits: Bits = Bits.INT4
+    group_size: int | None = 128  # int4 only; None = one group per row
+    symmetric: bool = False  # int4 only: int8 layers are symmetric by construction
+    dynamic_activations: bool = False  # W8A8: per-token int8 activations
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.group_size is not None and self.group_size <= 0:
+            raise RecipeError("group_size", f"must be > 0 or null, got {self.group_size}")
+        if self.bits is Bits.INT8 and self.group_size is not None:
+            raise RecipeError(
+                "group_size",
+                f"int8 weights are per output channel: use null, got {self.group_size}",
+            )
+        if self.dynamic_activations and (self.bits is not Bits.INT8):
+            raise RecipeError("dynamic_activations", "needs bits: 8 (W8A8)")
+        if self.dynamic_activations and self.method is not QuantMethod.RTN:
+            raise RecipeError("dynamic_activations", f"needs method: rtn, got {self.method.value}")
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.method is not QuantMethod.RTN
+
+
+@dataclass(frozen=True)
+class RecoverConfig(StageConfig):
+    """Training after compression, against the dense model as teacher."""
+
+    kind: ClassVar[StageKind] = StageKind.RECOVER
+    method: RecoverMethod = RecoverMethod.DISTILL
+    steps: int = 200
+    lr: float = 1e-4
+    batch_size: int = 4
+    seq_len: int = 128
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        _positive(self, "steps", "lr", "batch_size", "seq_len", "temperature")
+
+
+@dataclass(frozen=True)
+class PromptConfig(StageConfig):
+    """Discrete prompt search on the dev split (``soft_tokens`` > 0 adds a soft prompt)."""
+
+    kind: ClassVar[StageKind] = StageKind.PROMPT
+    search: Strategy = Strategy.BEAM
+    candidates: int = 24  # library instructions in the starting pool
+    demos: int = 4  # demonstrations per candidate, at most
+    soft_tokens: int = 0
+    budget: int = 2000  # scored dev examples, in all
+    dev_size: int | None = 64  # dev examples each candidate is scored on
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        _positive(self, "budget")
+        for name in ("candidates", "demos", "soft_tokens"):
+            if getattr(self, name) < 0:
+                raise RecipeError(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.dev_size is not None and self.dev_size <= 0:
+            raise RecipeError("dev_size", f"must be > 0 or null, got {self.dev_size}")
+        if self.dev_size is not None and self.budget < self.dev_size:
+            raise RecipeError(
+                "budget",
+                f"must afford one candidate ({self.dev_size} dev examples), got {self.budget}",
+            )
+
+
+STAGE_CONFIGS: dict[str, type[StageConfig]] = {
+    cls.kind.value: cls
+    for cls in (CalibrateConfig, PruneConfig, QuantizeConfig, RecoverConfig, PromptConfig)
+}
