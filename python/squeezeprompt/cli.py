@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="run the built-in bounded recipe on SmolLM2-135M-Instruct",
-        description="Wanda 50%% pruning + int4 g64 + short distillation + prompt search, "
+        description="Wanda 50% pruning + int4 g64 + short distillation + prompt search, "
         "evaluated on held-out Wikipedia and Rotten Tomatoes. Re-run to resume.",
     )
     demo.add_argument("--out", default="squeezeprompt-demo", help="output directory")
