@@ -20,41 +20,18 @@ import torch
 from torch import nn
 
 from squeezeprompt import models
-from squeezeprompt.nn import (
-    Int4WeightOnly,
-    Int8Dynamic,
-    Int8WeightOnly,
-    LinearFilter,
-    SemiStructured24,
-    SparseValues,
-    quantize_,
-    sparsify_,
-)
+from squeezeprompt.models.presets import PRESETS
 
 DECODE_TOKENS = 16
 PREFILL_TOKENS = 128
 
 
-def int4_g128(model: nn.Module) -> nn.Module:
-    """int4 at group 128 where it divides in_features (SmolLM2's 576-wide inputs need 64)."""
-    quantize_(
-        model,
-        Int4WeightOnly(group_size=128),
-        LinearFilter(predicate=lambda name, mod: mod.in_features % 128 == 0),
-    )
-    return quantize_(model, Int4WeightOnly(group_size=64))
-
-
-# fp32 first: every other config is reported as a ratio to it.
+# fp32 first: every other config is reported as a ratio to it. Then bf16, then the
+# other presets in their order (a key repeated in **PRESETS keeps its first place).
 CONFIGS: dict[str, Callable[[nn.Module], nn.Module]] = {
     "fp32": lambda m: m,
-    "bf16": lambda m: m.to(torch.bfloat16),
-    "int8": lambda m: quantize_(m, Int8WeightOnly()),
-    "int4_g128": int4_g128,
-    "w8a8": lambda m: quantize_(m, Int8Dynamic()),
-    "2:4": lambda m: sparsify_(m, SemiStructured24()),
-    "2:4+int8": lambda m: sparsify_(m, SemiStructured24(values=SparseValues.INT8)),
-    "2:4+int4": lambda m: sparsify_(m, SemiStructured24(values=SparseValues.INT4, group_size=64)),
+    "bf16": PRESETS["bf16"],
+    **PRESETS,
 }
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_llama import random_llama
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from squeezeprompt.data import load_task
 from squeezeprompt.evaluate import encode_prompt
@@ -51,18 +52,9 @@ def tokenizer() -> PreTrainedTokenizerFast:
 
 @pytest.fixture(scope="session")
 def tiny_model(tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
+    model = random_llama(
+        vocab_size=len(tokenizer), max_position_embeddings=1024, tie_word_embeddings=True
     )
-    model = LlamaForCausalLM(config).eval()
     # Random init gives near-uniform logits; sharpen them so label choices differ.
     with torch.no_grad():
         model.get_input_embeddings().weight.mul_(20.0)

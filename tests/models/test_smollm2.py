@@ -6,7 +6,6 @@ Slow (real model). The first run converts the GGUF file (20-60 s) into the user 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,7 @@ import torch
 from torch import nn
 
 from squeezeprompt import checkpoint, models
-from squeezeprompt.nn import (
-    Int4WeightOnly,
-    Int8Dynamic,
-    Int8WeightOnly,
-    LinearFilter,
-    SemiStructured24,
-    SparseValues,
-    quantize_,
-    sparsify_,
-)
+from squeezeprompt.models.presets import PRESETS, int4_g128
 
 pytestmark = pytest.mark.slow
 
@@ -31,25 +21,6 @@ PROMPT = "What is the capital of France?"
 NEW_TOKENS = 6
 
 
-def int4_g128(model: nn.Module) -> nn.Module:
-    """int4 at group 128 where it divides in_features (SmolLM2's 576-wide inputs need 64)."""
-    quantize_(
-        model,
-        Int4WeightOnly(group_size=128),
-        LinearFilter(predicate=lambda name, mod: mod.in_features % 128 == 0),
-    )
-    return quantize_(model, Int4WeightOnly(group_size=64))
-
-
-CONFIGS: dict[str, Callable[[nn.Module], nn.Module]] = {
-    "int8": lambda m: quantize_(m, Int8WeightOnly()),
-    "int4_g128": int4_g128,
-    "w8a8": lambda m: quantize_(m, Int8Dynamic()),
-    "bf16": lambda m: m.to(torch.bfloat16),
-    "2:4": lambda m: sparsify_(m, SemiStructured24()),
-    "2:4+int8": lambda m: sparsify_(m, SemiStructured24(values=SparseValues.INT8)),
-    "2:4+int4": lambda m: sparsify_(m, SemiStructured24(values=SparseValues.INT4, group_size=64)),
-}
 # Quantization alone keeps this model's answer; one-shot magnitude 2:4 pruning without
 # recovery does not (it breaks a 135M model), so those only need to run and stay finite.
 SAME_ANSWER = {"int8", "int4_g128", "w8a8", "bf16"}
@@ -82,12 +53,12 @@ def reference(base) -> list[int]:
     "name",
     [
         pytest.param(n, marks=pytest.mark.slow(bounded=True)) if n == "int4_g128" else n
-        for n in sorted(CONFIGS)
+        for n in sorted(PRESETS)
     ],
 )
 def test_compressed_model_generates(base, reference, name: str) -> None:
     model, tok, ids = base
-    compressed = CONFIGS[name](copy.deepcopy(model))
+    compressed = PRESETS[name](copy.deepcopy(model))
     tokens = greedy(compressed, ids)
     assert len(tokens) == NEW_TOKENS
     with torch.no_grad():

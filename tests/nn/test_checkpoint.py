@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_llama import random_llama
 from torch import nn
 
 from squeezeprompt import checkpoint
@@ -72,17 +73,7 @@ def test_round_trip_rebuilds_the_same_modules(tmp_path: Path) -> None:
 
 
 def test_round_trip_of_a_transformers_model_needs_no_factory(tmp_path: Path) -> None:
-    transformers = pytest.importorskip("transformers")
-    config = transformers.LlamaConfig(
-        vocab_size=64,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=True,
-    )
-    model = transformers.LlamaForCausalLM(config).eval()
+    model = random_llama(vocab_size=64, tie_word_embeddings=True)
     quantize_(model, Int8WeightOnly())
     back = checkpoint.load(checkpoint.save(model, tmp_path / "llama"))
     assert type(back) is type(model)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from layer_inputs import correlated_layer, output_error
 
 from squeezeprompt.prune import (
     SparseGPTConfig,
@@ -10,8 +11,6 @@ from squeezeprompt.prune import (
     wanda_mask,
 )
 from squeezeprompt.quantize.grid import Bits, WeightGrid
-
-from .inputs import correlated_layer, output_error
 
 SPARSITIES = [Sparsity(0.5), Sparsity.semi_24()]
 

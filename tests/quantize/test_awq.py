@@ -1,12 +1,11 @@
 import pytest
 import torch
+from layer_inputs import correlated_layer
+from layer_inputs import output_error as sample_error
 
 from squeezeprompt.quantize.awq import AWQConfig, awq_quantize, awq_scales, output_error
 from squeezeprompt.quantize.fold import fold_into_linear_outputs, fold_into_norm
 from squeezeprompt.quantize.grid import Bits, WeightGrid
-
-from .inputs import correlated_layer
-from .inputs import output_error as sample_error
 
 GRIDS = [WeightGrid(Bits.INT4, 32), WeightGrid(Bits.INT4, None)]
 

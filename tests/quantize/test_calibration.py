@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from tiny_llama import random_llama
 from torch import nn
 
 from squeezeprompt.calibration import CalibrationConfig, calibrate_layerwise, find_blocks
@@ -9,7 +10,7 @@ from squeezeprompt.quantize.gptq import GPTQConfig, gptq_quantize
 from squeezeprompt.quantize.grid import WeightGrid
 from squeezeprompt.quantize.stats import InputStats
 
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 
 LINEARS = tuple(f"self_attn.{p}_proj" for p in "qkvo") + tuple(
     f"mlp.{p}_proj" for p in ("gate", "up", "down")
@@ -17,17 +18,7 @@ LINEARS = tuple(f"self_attn.{p}_proj" for p in "qkvo") + tuple(
 
 
 def tiny_llama() -> nn.Module:
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return transformers.LlamaForCausalLM(cfg).eval()
+    return random_llama(vocab_size=128, max_position_embeddings=64)
 
 
 def batches() -> list[dict[str, torch.Tensor]]:

@@ -1,11 +1,10 @@
 import pytest
 import torch
+from layer_inputs import correlated_layer, output_error
 
 from squeezeprompt.ops import int4_weight_linear, int8_weight_linear
 from squeezeprompt.quantize.gptq import GPTQConfig, gptq_quantize
 from squeezeprompt.quantize.grid import Bits, WeightGrid
-
-from .inputs import correlated_layer, output_error
 
 GRIDS = [
     WeightGrid(Bits.INT4, 32),

@@ -116,36 +116,69 @@ def _check_common(op, x, scale, zero_point, qmin, qmax, group_size):
     return group_shape
 
 
+def check_fake_quantize_inputs(
+    x: Tensor, scale: Tensor, zero_point: Tensor, qmin: int, qmax: int, group_size: int
+) -> list[int]:
+    """The checks of ``fake_quantize``, shared by its backends; returns the per-group shape
+    ``x.shape[:-1] + [x.shape[-1] / group_size]``."""
+    return _check_common("fake_quantize", x, scale, zero_point, qmin, qmax, group_size)
+
+
+def check_fake_quantize_backward_inputs(
+    grad: Tensor,
+    x: Tensor,
+    scale: Tensor,
+    zero_point: Tensor,
+    qmin: int,
+    qmax: int,
+    group_size: int,
+) -> list[int]:
+    """The checks of ``fake_quantize_backward``, shared by its backends; returns the
+    per-group shape like :func:`check_fake_quantize_inputs`."""
+    op = "fake_quantize_backward"
+    group_shape = _check_common(op, x, scale, zero_point, qmin, qmax, group_size)
+    C.check_shape(op, "grad", grad, list(x.shape))
+    return group_shape
+
+
 @torch.library.register_fake("squeezeprompt::fake_quantize")
 def _fake_quantize_fake(x, scale, zero_point, qmin, qmax, group_size):
-    _check_common("fake_quantize", x, scale, zero_point, qmin, qmax, group_size)
+    check_fake_quantize_inputs(x, scale, zero_point, qmin, qmax, group_size)
     # The kernels return contiguous results whatever x's strides.
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 @torch.library.register_fake("squeezeprompt::fake_quantize_backward")
 def _fake_quantize_backward_fake(grad, x, scale, zero_point, qmin, qmax, group_size):
-    op = "fake_quantize_backward"
-    group_shape = _check_common(op, x, scale, zero_point, qmin, qmax, group_size)
-    C.check_shape(op, "grad", grad, list(x.shape))
+    group_shape = check_fake_quantize_backward_inputs(
+        grad, x, scale, zero_point, qmin, qmax, group_size
+    )
     per_group = x.new_empty(group_shape, dtype=torch.float32)
     grad_x = torch.empty_like(x, memory_format=torch.contiguous_format)
     return grad_x, per_group, torch.empty_like(per_group)
 
 
-def _setup(ctx, inputs, output):
+# Autograd shared by every kernel of the op (the Triton one registers it too).
+def fake_quantize_setup_context(ctx, inputs, output):
     x, scale, zero_point, qmin, qmax, group_size = inputs
     ctx.save_for_backward(x, scale, zero_point)
     ctx.args = (qmin, qmax, group_size)
 
 
-def _backward(ctx, grad):
+def fake_quantize_input_grads(ctx, grad, backward_op):
+    """``fake_quantize``'s backward, with ``backward_op`` a kernel of ``fake_quantize_backward``."""
     x, scale, zero_point = ctx.saved_tensors
-    grad_x, grad_s, grad_z = _OPS.fake_quantize_backward(grad, x, scale, zero_point, *ctx.args)
+    grad_x, grad_s, grad_z = backward_op(grad, x, scale, zero_point, *ctx.args)
     # Broadcast inputs get the sum over the dimensions they were broadcast along.
     grad_s = grad_s.sum_to_size(scale.shape).to(scale.dtype)
     grad_z = grad_z.sum_to_size(zero_point.shape).to(zero_point.dtype)
     return grad_x, grad_s, grad_z, None, None, None
 
 
-torch.library.register_autograd("squeezeprompt::fake_quantize", _backward, setup_context=_setup)
+def _backward(ctx, grad):
+    return fake_quantize_input_grads(ctx, grad, _OPS.fake_quantize_backward)
+
+
+torch.library.register_autograd(
+    "squeezeprompt::fake_quantize", _backward, setup_context=fake_quantize_setup_context
+)

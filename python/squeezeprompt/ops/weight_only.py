@@ -76,8 +76,10 @@ def int4_weight_linear(
     return _OPS.int4_weight_linear(x, qweight, scales, zeros, group_size, bias)
 
 
-@torch.library.register_fake("squeezeprompt::int8_weight_linear")
-def _int8_weight_linear_fake(x, qweight, scales, bias):
+def check_int8_weight_linear_inputs(
+    x: Tensor, qweight: Tensor, scales: Tensor, bias: Tensor | None
+) -> None:
+    """The shape, dtype and device checks of ``int8_weight_linear``, shared by its backends."""
     op = "int8_weight_linear"
     C.check_dtype(op, "qweight", qweight, torch.int8)
     C.check_2d(op, "qweight", qweight, "[out_features, in_features]")
@@ -87,11 +89,17 @@ def _int8_weight_linear_fake(x, qweight, scales, bias):
     C.check_shape(op, "scales", scales, [n])
     C.check_same_device(op, x, qweight=qweight, scales=scales)
     C.check_bias(op, x, bias, n)
-    return C.output_like(x, n)
 
 
-@torch.library.register_fake("squeezeprompt::int4_weight_linear")
-def _int4_weight_linear_fake(x, qweight, scales, zeros, group_size, bias):
+def check_int4_weight_linear_inputs(
+    x: Tensor,
+    qweight: Tensor,
+    scales: Tensor,
+    zeros: Tensor,
+    group_size: int,
+    bias: Tensor | None,
+) -> None:
+    """The shape, dtype and device checks of ``int4_weight_linear``, shared by its backends."""
     op = "int4_weight_linear"
     C.check_dtype(op, "qweight", qweight, torch.uint8)
     C.check_2d(op, "qweight", qweight, "[out_features, in_features / 2] (two int4 codes per byte)")
@@ -109,29 +117,41 @@ def _int4_weight_linear_fake(x, qweight, scales, zeros, group_size, bias):
     C.check_shape(op, "zeros", zeros, [n, k // group_size])
     C.check_same_device(op, x, qweight=qweight, scales=scales, zeros=zeros)
     C.check_bias(op, x, bias, n)
-    return C.output_like(x, n)
 
 
-def _int8_setup(ctx, inputs, output):
+@torch.library.register_fake("squeezeprompt::int8_weight_linear")
+def _int8_weight_linear_fake(x, qweight, scales, bias):
+    check_int8_weight_linear_inputs(x, qweight, scales, bias)
+    return C.output_like(x, qweight.shape[0])
+
+
+@torch.library.register_fake("squeezeprompt::int4_weight_linear")
+def _int4_weight_linear_fake(x, qweight, scales, zeros, group_size, bias):
+    check_int4_weight_linear_inputs(x, qweight, scales, zeros, group_size, bias)
+    return C.output_like(x, qweight.shape[0])
+
+
+# Autograd shared by every kernel of these ops (the Triton ones register it too).
+def int8_weight_linear_setup_context(ctx, inputs, output):
     _, qweight, scales, bias = inputs
     ctx.save_for_backward(qweight, scales)
     save_bias_info(ctx, bias)
 
 
-def _int8_backward(ctx, grad):
+def int8_weight_linear_backward(ctx, grad):
     qweight, scales = ctx.saved_tensors
     grad_x, grad_b = linear_input_grads(ctx, grad, qweight.float() * scales.float()[:, None])
     return grad_x, None, None, grad_b
 
 
-def _int4_setup(ctx, inputs, output):
+def int4_weight_linear_setup_context(ctx, inputs, output):
     _, qweight, scales, zeros, group_size, bias = inputs
     ctx.save_for_backward(qweight, scales, zeros)
     ctx.group_size = group_size
     save_bias_info(ctx, bias)
 
 
-def _int4_backward(ctx, grad):
+def int4_weight_linear_backward(ctx, grad):
     qweight, scales, zeros = ctx.saved_tensors
     w = dequantize_int4(qweight, scales, zeros, ctx.group_size)
     grad_x, grad_b = linear_input_grads(ctx, grad, w)
@@ -139,8 +159,12 @@ def _int4_backward(ctx, grad):
 
 
 torch.library.register_autograd(
-    "squeezeprompt::int8_weight_linear", _int8_backward, setup_context=_int8_setup
+    "squeezeprompt::int8_weight_linear",
+    int8_weight_linear_backward,
+    setup_context=int8_weight_linear_setup_context,
 )
 torch.library.register_autograd(
-    "squeezeprompt::int4_weight_linear", _int4_backward, setup_context=_int4_setup
+    "squeezeprompt::int4_weight_linear",
+    int4_weight_linear_backward,
+    setup_context=int4_weight_linear_setup_context,
 )

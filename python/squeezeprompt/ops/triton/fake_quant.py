@@ -13,11 +13,12 @@ import triton.language as tl
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
-# The same checks as the ops' fake kernels, so errors read the same on every backend.
+# The checks and autograd of the main op, so errors and gradients match every backend.
 from squeezeprompt.ops.fake_quant import (
-    _check_common,
-    _fake_quantize_backward_fake,
-    _fake_quantize_fake,
+    check_fake_quantize_backward_inputs,
+    check_fake_quantize_inputs,
+    fake_quantize_input_grads,
+    fake_quantize_setup_context,
 )
 from squeezeprompt.ops.triton._rounding import grid_zero, round_half_even
 
@@ -94,7 +95,7 @@ def fake_quantize_triton(
         >>> y.shape  # doctest: +SKIP
         torch.Size([2, 8])
     """
-    shape = _check_common("fake_quantize", x, scale, zero_point, qmin, qmax, group_size)
+    shape = check_fake_quantize_inputs(x, scale, zero_point, qmin, qmax, group_size)
     xc = x.contiguous()
     y = torch.empty_like(xc)
     total = xc.numel()
@@ -132,12 +133,7 @@ def fake_quantize_backward_triton(
         >>> gs.shape  # doctest: +SKIP
         torch.Size([2, 1])
     """
-    op = "fake_quantize_backward"
-    shape = _check_common(op, x, scale, zero_point, qmin, qmax, group_size)
-    torch._check(
-        list(grad.shape) == list(x.shape),
-        lambda: f"{op}: grad must have shape {list(x.shape)}, got {list(grad.shape)}",
-    )
+    shape = check_fake_quantize_backward_inputs(grad, x, scale, zero_point, qmin, qmax, group_size)
     xc = x.contiguous()
     gc = grad.to(x.dtype).contiguous()
     grad_x = torch.empty_like(xc)
@@ -155,23 +151,27 @@ def fake_quantize_backward_triton(
     return grad_x, grad_s, grad_z
 
 
-def _setup(ctx, inputs, output):
-    x, scale, zero_point, qmin, qmax, group_size = inputs
-    ctx.save_for_backward(x, scale, zero_point)
-    ctx.args = (qmin, qmax, group_size)
-
-
 def _backward(ctx, grad):
-    x, scale, zero_point = ctx.saved_tensors
-    grad_x, grad_s, grad_z = fake_quantize_backward_triton(grad, x, scale, zero_point, *ctx.args)
-    # Broadcast inputs get the sum over the dimensions they were broadcast along.
-    grad_s = grad_s.sum_to_size(scale.shape).to(scale.dtype)
-    grad_z = grad_z.sum_to_size(zero_point.shape).to(zero_point.dtype)
-    return grad_x, grad_s, grad_z, None, None, None
+    return fake_quantize_input_grads(ctx, grad, fake_quantize_backward_triton)
 
 
 # triton_op's own fake kernel runs the function; under TRITON_INTERPRET=1 that would
-# run the interpreter on fake tensors, so the ops reuse the main ops' fake kernels.
-fake_quantize_triton.register_fake(_fake_quantize_fake)
-fake_quantize_backward_triton.register_fake(_fake_quantize_backward_fake)
-fake_quantize_triton.register_autograd(_backward, setup_context=_setup)
+# run the interpreter on fake tensors, so the ops register fakes like the main ops'.
+@fake_quantize_triton.register_fake
+def _fake(x, scale, zero_point, qmin, qmax, group_size):
+    check_fake_quantize_inputs(x, scale, zero_point, qmin, qmax, group_size)
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@fake_quantize_backward_triton.register_fake
+def _backward_fake(grad, x, scale, zero_point, qmin, qmax, group_size):
+    shape = check_fake_quantize_backward_inputs(grad, x, scale, zero_point, qmin, qmax, group_size)
+    grad_s = x.new_empty(shape, dtype=torch.float32)
+    return (
+        torch.empty_like(x, memory_format=torch.contiguous_format),
+        grad_s,
+        torch.empty_like(grad_s),
+    )
+
+
+fake_quantize_triton.register_autograd(_backward, setup_context=fake_quantize_setup_context)

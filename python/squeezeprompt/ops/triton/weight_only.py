@@ -14,13 +14,18 @@ import triton.language as tl
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
-from squeezeprompt.formats import dequantize_int4
-from squeezeprompt.ops._autograd import linear_input_grads, save_bias_info
+from squeezeprompt.ops._checks import output_like
 from squeezeprompt.ops.triton._autotune import interpreting, linear_configs
 
-# The same checks as the ops' fake kernels, so errors read the same on every backend.
-from squeezeprompt.ops.weight_only import _int4_weight_linear_fake as _check_int4
-from squeezeprompt.ops.weight_only import _int8_weight_linear_fake as _check_int8
+# The checks and autograd of the main ops, so errors and gradients match every backend.
+from squeezeprompt.ops.weight_only import (
+    check_int4_weight_linear_inputs,
+    check_int8_weight_linear_inputs,
+    int4_weight_linear_backward,
+    int4_weight_linear_setup_context,
+    int8_weight_linear_backward,
+    int8_weight_linear_setup_context,
+)
 
 
 @triton.autotune(configs=linear_configs(), key=["M", "N", "K"])
@@ -127,7 +132,7 @@ def int4_weight_linear_triton(
         ...                           qw.zeros, 32).shape  # doctest: +SKIP
         torch.Size([2, 32])
     """
-    _check_int4(x, qweight, scales, zeros, group_size, bias)
+    check_int4_weight_linear_inputs(x, qweight, scales, zeros, group_size, bias)
     n, k = qweight.shape[0], qweight.shape[1] * 2
     x2 = x.reshape(-1, k).contiguous()
     m = x2.shape[0]
@@ -158,7 +163,7 @@ def int8_weight_linear_triton(
         ...                           qw.scales).shape  # doctest: +SKIP
         torch.Size([2, 32])
     """
-    _check_int8(x, qweight, scales, bias)
+    check_int8_weight_linear_inputs(x, qweight, scales, bias)
     n, k = qweight.shape
     x2 = x.reshape(-1, k).contiguous()
     m = x2.shape[0]
@@ -172,43 +177,23 @@ def int8_weight_linear_triton(
     return y.reshape(*x.shape[:-1], n)
 
 
-def _int4_setup(ctx, inputs, output):
-    _, qweight, scales, zeros, group_size, bias = inputs
-    ctx.save_for_backward(qweight, scales, zeros)
-    ctx.group_size = group_size
-    save_bias_info(ctx, bias)
-
-
-def _int4_backward(ctx, grad):
-    qweight, scales, zeros = ctx.saved_tensors
-    w = dequantize_int4(qweight, scales, zeros, ctx.group_size)
-    grad_x, grad_b = linear_input_grads(ctx, grad, w)
-    return grad_x, None, None, None, None, grad_b
-
-
-def _int8_setup(ctx, inputs, output):
-    _, qweight, scales, bias = inputs
-    ctx.save_for_backward(qweight, scales)
-    save_bias_info(ctx, bias)
-
-
-def _int8_backward(ctx, grad):
-    qweight, scales = ctx.saved_tensors
-    grad_x, grad_b = linear_input_grads(ctx, grad, qweight.float() * scales.float()[:, None])
-    return grad_x, None, None, grad_b
-
-
 # triton_op's own fake kernel runs the function; under TRITON_INTERPRET=1 that would
-# run the interpreter on fake tensors, so the ops reuse the main ops' fake kernels.
+# run the interpreter on fake tensors, so the ops register fakes like the main ops'.
 @int4_weight_linear_triton.register_fake
 def _int4_fake(x, qweight, scales, zeros, group_size, bias=None):
-    return _check_int4(x, qweight, scales, zeros, group_size, bias)
+    check_int4_weight_linear_inputs(x, qweight, scales, zeros, group_size, bias)
+    return output_like(x, qweight.shape[0])
 
 
 @int8_weight_linear_triton.register_fake
 def _int8_fake(x, qweight, scales, bias=None):
-    return _check_int8(x, qweight, scales, bias)
+    check_int8_weight_linear_inputs(x, qweight, scales, bias)
+    return output_like(x, qweight.shape[0])
 
 
-int4_weight_linear_triton.register_autograd(_int4_backward, setup_context=_int4_setup)
-int8_weight_linear_triton.register_autograd(_int8_backward, setup_context=_int8_setup)
+int4_weight_linear_triton.register_autograd(
+    int4_weight_linear_backward, setup_context=int4_weight_linear_setup_context
+)
+int8_weight_linear_triton.register_autograd(
+    int8_weight_linear_backward, setup_context=int8_weight_linear_setup_context
+)

@@ -1,4 +1,7 @@
-"""Seeded synthetic calibration data: correlated inputs with uneven channel scales."""
+"""Seeded synthetic calibration data: correlated inputs with uneven channel scales.
+
+Shared by the quantize and prune tests (``tests/`` is on ``sys.path`` via its conftest).
+"""
 
 from __future__ import annotations
 

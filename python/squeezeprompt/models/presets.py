@@ -1,0 +1,49 @@
+"""One-shot compression presets for the packaged models, by name.
+
+Each preset compresses a model in place and returns it. The SmolLM2 end-to-end test
+and ``bench/bench_models.py`` run the same set, so a result in one reads in the other.
+
+Example:
+    >>> from squeezeprompt.models.presets import PRESETS
+    >>> sorted(PRESETS)[:3]
+    ['2:4', '2:4+int4', '2:4+int8']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from squeezeprompt.nn import (
+    Int4WeightOnly,
+    Int8Dynamic,
+    Int8WeightOnly,
+    LinearFilter,
+    SemiStructured24,
+    SparseValues,
+    quantize_,
+    sparsify_,
+)
+
+
+def int4_g128(model: nn.Module) -> nn.Module:
+    """int4 at group 128 where it divides in_features (SmolLM2's 576-wide inputs need 64)."""
+    quantize_(
+        model,
+        Int4WeightOnly(group_size=128),
+        LinearFilter(predicate=lambda name, mod: mod.in_features % 128 == 0),
+    )
+    return quantize_(model, Int4WeightOnly(group_size=64))
+
+
+PRESETS: dict[str, Callable[[nn.Module], nn.Module]] = {
+    "int8": lambda m: quantize_(m, Int8WeightOnly()),
+    "int4_g128": int4_g128,
+    "w8a8": lambda m: quantize_(m, Int8Dynamic()),
+    "bf16": lambda m: m.to(torch.bfloat16),
+    "2:4": lambda m: sparsify_(m, SemiStructured24()),
+    "2:4+int8": lambda m: sparsify_(m, SemiStructured24(values=SparseValues.INT8)),
+    "2:4+int4": lambda m: sparsify_(m, SemiStructured24(values=SparseValues.INT4, group_size=64)),
+}
