@@ -29,15 +29,8 @@ at::Tensor int8_dynamic_linear_cpu(const at::Tensor& x, const at::Tensor& qweigh
                                    const at::Tensor& w_scales,
                                    const c10::optional<at::Tensor>& bias) {
   constexpr const char* op = "int8_dynamic_linear";
-  check_dtype(op, "qweight", qweight, at::kChar);
-  TORCH_CHECK(qweight.dim() == 2, op,
-              ": qweight must be 2-D [out_features, in_features], got shape ", qweight.sizes());
-  const int64_t N = qweight.size(0), K = qweight.size(1);
-  check_activation(op, x, K);
-  check_float(op, "w_scales", w_scales);
-  check_shape(op, "w_scales", w_scales, {N});
-  check_same_device(op, x, {{"qweight", &qweight}, {"w_scales", &w_scales}});
-  check_bias(op, x, bias, N);
+  const LinearDims dims = check_int8_weight_inputs(op, x, qweight, "w_scales", w_scales, bias);
+  const int64_t N = dims.out_features, K = dims.in_features;
   check_scales_positive_finite(op, "w_scales", w_scales);
 
   const cpu::Kernels& kern = cpu::active_kernels();
@@ -58,6 +51,8 @@ at::Tensor int8_dynamic_linear_cpu(const at::Tensor& x, const at::Tensor& qweigh
   return finish_output(out, x, bias);
 }
 
-TORCH_LIBRARY_IMPL(squeezeprompt, CPU, m) { m.impl("int8_dynamic_linear", &int8_dynamic_linear_cpu); }
+TORCH_LIBRARY_IMPL(squeezeprompt, CPU, m) {
+  m.impl("int8_dynamic_linear", &int8_dynamic_linear_cpu);
+}
 
 }  // namespace squeezeprompt

@@ -12,19 +12,7 @@ namespace squeezeprompt {
 namespace cpu {
 namespace {
 
-// Four independent sums so the compiler can vectorise without -ffast-math.
-float dot(const float* a, const float* b, int64_t n) {
-  float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += a[i] * b[i];
-    s1 += a[i + 1] * b[i + 1];
-    s2 += a[i + 2] * b[i + 2];
-    s3 += a[i + 3] * b[i + 3];
-  }
-  for (; i < n; ++i) s0 += a[i] * b[i];
-  return (s0 + s1) + (s2 + s3);
-}
+using scalar::dot;
 
 void int8_dequant_rows(const int8_t* q, const float* scales, int64_t K, int64_t n0, int64_t n1,
                        float* w) {
@@ -57,8 +45,8 @@ void int4_weight_rows(const float* x, int64_t M, int64_t K, const uint8_t* q, co
   }
 }
 
-void int8_dot_rows(const int8_t* xq, int64_t M, int64_t K, const int8_t* w, int64_t n0,
-                   int64_t n1, int64_t N, int32_t* acc) {
+void int8_dot_rows(const int8_t* xq, int64_t M, int64_t K, const int8_t* w, int64_t n0, int64_t n1,
+                   int64_t N, int32_t* acc) {
   for (int64_t n = n0; n < n1; ++n)
     for (int64_t m = 0; m < M; ++m) {
       int32_t s = 0;
@@ -80,9 +68,9 @@ void fake_quant_group_backward(const float* x, const float* g, float* gx, int64_
 }
 
 const Kernels kScalar = {
-    &int8_weight_rows, &int4_weight_rows, &int8_dequant_rows,     &int4_dequant_rows,
-    &int8_dot_rows,    &scalar::quantize_row_int8, &sparse24_rows, &scalar::fake_quant,
-    &fake_quant_group_backward,
+    &int8_weight_rows,  &int4_weight_rows,   &int8_dequant_rows,
+    &int4_dequant_rows, &int8_dot_rows,      &scalar::quantize_row_int8,
+    &sparse24_rows,     &scalar::fake_quant, &fake_quant_group_backward,
 };
 
 }  // namespace

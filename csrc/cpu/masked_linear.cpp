@@ -7,25 +7,9 @@
 #include <vector>
 
 #include "common.h"
+#include "scalar_math.h"
 
 namespace squeezeprompt {
-namespace {
-
-// Four independent sums so the compiler vectorises the loop.
-float dot(const float* a, const float* b, int64_t n) {
-  float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += a[i] * b[i];
-    s1 += a[i + 1] * b[i + 1];
-    s2 += a[i + 2] * b[i + 2];
-    s3 += a[i + 3] * b[i + 3];
-  }
-  for (; i < n; ++i) s0 += a[i] * b[i];
-  return (s0 + s1) + (s2 + s3);
-}
-
-}  // namespace
 
 at::Tensor masked_linear_cpu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& mask,
                              const c10::optional<at::Tensor>& bias) {
@@ -33,9 +17,8 @@ at::Tensor masked_linear_cpu(const at::Tensor& x, const at::Tensor& weight, cons
   TORCH_CHECK(weight.dim() == 2, op, ": weight must be 2-D [out_features, in_features], got shape ",
               weight.sizes());
   check_activation(op, x, weight.size(1));
-  TORCH_CHECK(weight.scalar_type() == x.scalar_type(), op,
-              ": weight must have the dtype of x (", x.scalar_type(), "), got ",
-              weight.scalar_type());
+  TORCH_CHECK(weight.scalar_type() == x.scalar_type(), op, ": weight must have the dtype of x (",
+              x.scalar_type(), "), got ", weight.scalar_type());
   check_dtype(op, "mask", mask, at::kBool);
   check_shape(op, "mask", mask, weight.sizes());
   check_same_device(op, x, {{"weight", &weight}, {"mask", &mask}});
@@ -71,7 +54,8 @@ at::Tensor masked_linear_cpu(const at::Tensor& x, const at::Tensor& weight, cons
           bits &= 0u - static_cast<uint32_t>(m_row[k]);
           std::memcpy(&row[k], &bits, sizeof(bits));
         }
-        for (int64_t m = 0; m < M; ++m) op_[m * N + n] = dot(xp + m * K, row.data(), K);
+        for (int64_t m = 0; m < M; ++m)
+          op_[m * N + n] = cpu::scalar::dot(xp + m * K, row.data(), K);
       }
     });
   });

@@ -36,9 +36,8 @@ at::Tensor weight_only_matmul(const at::Tensor& x2, int64_t N, int64_t K, Rows r
     const int64_t count = std::min(panel, N - p0);
     // dequant writes row n at w + n * K; shift the base so rows p0.. land at the start.
     float* base = wp - p0 * K;
-    at::parallel_for(0, count, row_grain(K), [&](int64_t r0, int64_t r1) {
-      dequant(p0 + r0, p0 + r1, base);
-    });
+    at::parallel_for(0, count, row_grain(K),
+                     [&](int64_t r0, int64_t r1) { dequant(p0 + r0, p0 + r1, base); });
     out.narrow(1, p0, count).copy_(at::mm(x2, w.narrow(0, 0, count).t()));
   }
   return out;
@@ -49,15 +48,8 @@ at::Tensor weight_only_matmul(const at::Tensor& x2, int64_t N, int64_t K, Rows r
 at::Tensor int8_weight_linear_cpu(const at::Tensor& x, const at::Tensor& qweight,
                                   const at::Tensor& scales, const c10::optional<at::Tensor>& bias) {
   constexpr const char* op = "int8_weight_linear";
-  check_dtype(op, "qweight", qweight, at::kChar);
-  TORCH_CHECK(qweight.dim() == 2, op, ": qweight must be 2-D [out_features, in_features], got shape ",
-              qweight.sizes());
-  const int64_t N = qweight.size(0), K = qweight.size(1);
-  check_activation(op, x, K);
-  check_float(op, "scales", scales);
-  check_shape(op, "scales", scales, {N});
-  check_same_device(op, x, {{"qweight", &qweight}, {"scales", &scales}});
-  check_bias(op, x, bias, N);
+  const LinearDims dims = check_int8_weight_inputs(op, x, qweight, "scales", scales, bias);
+  const int64_t N = dims.out_features, K = dims.in_features;
   check_scales_positive_finite(op, "scales", scales);
 
   at::Tensor q = qweight.contiguous();
@@ -78,22 +70,8 @@ at::Tensor int4_weight_linear_cpu(const at::Tensor& x, const at::Tensor& qweight
                                   const at::Tensor& scales, const at::Tensor& zeros,
                                   int64_t group_size, const c10::optional<at::Tensor>& bias) {
   constexpr const char* op = "int4_weight_linear";
-  check_dtype(op, "qweight", qweight, at::kByte);
-  TORCH_CHECK(qweight.dim() == 2, op,
-              ": qweight must be 2-D [out_features, in_features / 2] (two int4 codes per byte), "
-              "got shape ", qweight.sizes());
-  const int64_t N = qweight.size(0), K = qweight.size(1) * kInt4PerByte;
-  check_activation(op, x, K);
-  TORCH_CHECK(group_size > 0, op, ": group_size must be positive, got ", group_size);
-  TORCH_CHECK(K % group_size == 0, op, ": group_size must divide in_features (in_features=", K,
-              ", group_size=", group_size, ")");
-  const int64_t G = K / group_size;
-  check_float(op, "scales", scales);
-  check_float(op, "zeros", zeros);
-  check_shape(op, "scales", scales, {N, G});
-  check_shape(op, "zeros", zeros, {N, G});
-  check_same_device(op, x, {{"qweight", &qweight}, {"scales", &scales}, {"zeros", &zeros}});
-  check_bias(op, x, bias, N);
+  const LinearDims dims = check_int4_weight_inputs(op, x, qweight, scales, zeros, group_size, bias);
+  const int64_t N = dims.out_features, K = dims.in_features;
   check_scales_positive_finite(op, "scales", scales);
   check_finite(op, "zeros", zeros);
 

@@ -21,6 +21,7 @@
 #include <tuple>
 #include <vector>
 
+#include "checks.h"
 #include "cuda/launchers.h"
 
 namespace squeezeprompt::cuda {
@@ -45,24 +46,18 @@ void check_launch(const char* op, cudaError_t err) {
   TORCH_CHECK(err == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(err));
 }
 
-void check_activation(const char* op, const at::Tensor& x, int64_t in_features) {
-  const auto t = x.scalar_type();
-  TORCH_CHECK(t == at::kFloat || t == at::kBFloat16 || t == at::kHalf, op,
-              ": x must be float32, bfloat16 or float16, got ", t);
-  TORCH_CHECK(x.dim() >= 1, op, ": x must have at least 1 dimension, got a scalar");
-  TORCH_CHECK(x.size(-1) == in_features, op, ": x.shape[-1] must equal in_features (", in_features,
-              "), got x.shape=", x.sizes());
+// The shared checks (csrc/checks.h) plus what only this backend needs.
+void check_cuda(const char* op, const at::Tensor& x) {
   TORCH_CHECK(x.is_cuda(), op, ": x must be a CUDA tensor, got ", x.device());
 }
 
-void check_on(const char* op, const at::Tensor& x, const char* name, const at::Tensor& t) {
-  TORCH_CHECK(t.device() == x.device(), op, ": ", name, " must be on the same device as x (",
-              x.device(), "), got ", t.device());
+void check_activation(const char* op, const at::Tensor& x, int64_t in_features) {
+  squeezeprompt::check_activation(op, x, in_features);
+  check_cuda(op, x);
 }
 
-void check_shape(const char* op, const char* name, const at::Tensor& t, std::vector<int64_t> want) {
-  TORCH_CHECK(t.sizes() == at::IntArrayRef(want), op, ": ", name, " must have shape ",
-              at::IntArrayRef(want), ", got ", t.sizes());
+void check_on(const char* op, const at::Tensor& x, const char* name, const at::Tensor& t) {
+  squeezeprompt::check_same_device(op, x, {{name, &t}});
 }
 
 // Small per-channel or per-group tensors: converted to float32 once, as the
@@ -72,10 +67,7 @@ at::Tensor as_float(const at::Tensor& t) { return t.to(at::kFloat).contiguous();
 const float* bias_ptr(const char* op, const at::Tensor& x, const std::optional<at::Tensor>& bias,
                       int64_t n, at::Tensor& holder, bool round_to_x = false) {
   if (!bias.has_value()) return nullptr;
-  TORCH_CHECK(bias->is_floating_point(), op, ": bias must be a floating-point tensor, got ",
-              bias->scalar_type());
-  check_shape(op, "bias", *bias, {n});
-  check_on(op, x, "bias", *bias);
+  check_bias(op, x, bias, n);
   // masked_linear's reference adds the bias in x's dtype.
   holder = as_float(round_to_x ? bias->to(x.scalar_type()) : *bias);
   return holder.data_ptr<float>();
@@ -108,15 +100,9 @@ Flat flatten_rows(const at::Tensor& x, int64_t n) {
 at::Tensor int8_weight_linear(const at::Tensor& x, const at::Tensor& qweight,
                               const at::Tensor& scales, const std::optional<at::Tensor>& bias) {
   const char* op = "int8_weight_linear";
-  TORCH_CHECK(qweight.scalar_type() == at::kChar, op, ": qweight must be torch.int8, got ",
-              qweight.scalar_type());
-  TORCH_CHECK(qweight.dim() == 2, op,
-              ": qweight must be 2-D [out_features, in_features], got shape ", qweight.sizes());
-  const int64_t n = qweight.size(0), k = qweight.size(1);
-  check_activation(op, x, k);
-  check_shape(op, "scales", scales, {n});
-  check_on(op, x, "qweight", qweight);
-  check_on(op, x, "scales", scales);
+  const LinearDims dims = check_int8_weight_inputs(op, x, qweight, "scales", scales, bias);
+  const int64_t n = dims.out_features, k = dims.in_features;
+  check_cuda(op, x);
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor b;
   const float* bp = bias_ptr(op, x, bias, n, b);
@@ -133,22 +119,9 @@ at::Tensor int4_weight_linear(const at::Tensor& x, const at::Tensor& qweight,
                               const at::Tensor& scales, const at::Tensor& zeros, int64_t group_size,
                               const std::optional<at::Tensor>& bias) {
   const char* op = "int4_weight_linear";
-  TORCH_CHECK(qweight.scalar_type() == at::kByte, op, ": qweight must be torch.uint8, got ",
-              qweight.scalar_type());
-  TORCH_CHECK(qweight.dim() == 2, op,
-              ": qweight must be 2-D [out_features, in_features / 2] (two int4 codes per byte), "
-              "got shape ",
-              qweight.sizes());
-  const int64_t n = qweight.size(0), k = qweight.size(1) * 2;
-  check_activation(op, x, k);
-  TORCH_CHECK(group_size > 0, op, ": group_size must be positive, got ", group_size);
-  TORCH_CHECK(k % group_size == 0, op, ": group_size must divide in_features (in_features=", k,
-              ", group_size=", group_size, ")");
-  check_shape(op, "scales", scales, {n, k / group_size});
-  check_shape(op, "zeros", zeros, {n, k / group_size});
-  check_on(op, x, "qweight", qweight);
-  check_on(op, x, "scales", scales);
-  check_on(op, x, "zeros", zeros);
+  const LinearDims dims = check_int4_weight_inputs(op, x, qweight, scales, zeros, group_size, bias);
+  const int64_t n = dims.out_features, k = dims.in_features;
+  check_cuda(op, x);
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor b;
   const float* bp = bias_ptr(op, x, bias, n, b);
@@ -165,15 +138,9 @@ at::Tensor int4_weight_linear(const at::Tensor& x, const at::Tensor& qweight,
 at::Tensor int8_dynamic_linear(const at::Tensor& x, const at::Tensor& qweight,
                                const at::Tensor& w_scales, const std::optional<at::Tensor>& bias) {
   const char* op = "int8_dynamic_linear";
-  TORCH_CHECK(qweight.scalar_type() == at::kChar, op, ": qweight must be torch.int8, got ",
-              qweight.scalar_type());
-  TORCH_CHECK(qweight.dim() == 2, op,
-              ": qweight must be 2-D [out_features, in_features], got shape ", qweight.sizes());
-  const int64_t n = qweight.size(0), k = qweight.size(1);
-  check_activation(op, x, k);
-  check_shape(op, "w_scales", w_scales, {n});
-  check_on(op, x, "qweight", qweight);
-  check_on(op, x, "w_scales", w_scales);
+  const LinearDims dims = check_int8_weight_inputs(op, x, qweight, "w_scales", w_scales, bias);
+  const int64_t n = dims.out_features, k = dims.in_features;
+  check_cuda(op, x);
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor b;
   const float* bp = bias_ptr(op, x, bias, n, b);
