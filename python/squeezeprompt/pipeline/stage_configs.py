@@ -74,6 +74,11 @@ class QuantMethod(enum.Enum):
     AWQ = "awq"  # activation-aware scaling; needs calibration
 
 
+class SoftObjective(enum.Enum):
+    LABELS = "labels"  # cross-entropy of the gold label word on train reviews
+    TEACHER = "teacher"  # KL to the dense model's next-token distribution on text
+
+
 class RecoverMethod(enum.Enum):
     DISTILL = "distill"  # match the dense model's next-token distribution
     LORA = "lora"
@@ -194,10 +199,13 @@ class RecoverConfig(StageConfig):
     batch_size: int = 4
     seq_len: int = 128
     temperature: float = 1.0
+    lora_rank: int = 8  # lora only: rank of each adapter
+    lora_alpha: float = 16.0  # lora only: the adapter's output is scaled by alpha / rank
 
     def __post_init__(self) -> None:
         check_fields(self)
         _positive(self, "steps", "lr", "batch_size", "seq_len", "temperature")
+        _positive(self, "lora_rank", "lora_alpha")
 
 
 @dataclass(frozen=True)
@@ -208,13 +216,16 @@ class PromptConfig(StageConfig):
     search: Strategy = Strategy.BEAM
     candidates: int = 24  # library instructions in the starting pool
     demos: int = 4  # demonstrations per candidate, at most
-    soft_tokens: int = 0
+    soft_tokens: int = 0  # learned virtual tokens; 0 = no soft prompt
+    soft_objective: SoftObjective = SoftObjective.LABELS
+    soft_steps: int = 100  # optimizer steps of soft prompt training
+    soft_lr: float = 1e-2
     budget: int = 2000  # scored dev examples, in all
     dev_size: int | None = 64  # dev examples each candidate is scored on
 
     def __post_init__(self) -> None:
         check_fields(self)
-        _positive(self, "budget")
+        _positive(self, "budget", "soft_steps", "soft_lr")
         for name in ("candidates", "demos", "soft_tokens"):
             if getattr(self, name) < 0:
                 raise RecipeError(name, f"must be >= 0, got {getattr(self, name)}")
