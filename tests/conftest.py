@@ -17,6 +17,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
+# Hooks that count the generated cases and print the total after the run.
+from hypothesis_counts import pytest_runtest_call, pytest_terminal_summary  # noqa: E402, F401
+
 # Bounded example counts keep CI inside its time budget; `--hypothesis-profile=thorough`
 # runs many more locally.
 settings.register_profile(

@@ -26,6 +26,9 @@ def _sources() -> None:
     import tiny
 
     register_source("tiny-llama-cli", lambda: (tiny.tiny_llama(), tiny.byte_tokenizer()))
+    register_source(
+        "tiny-llama-cli-wide", lambda: (tiny.tiny_llama(intermediate=192), tiny.byte_tokenizer())
+    )
 
     def broken() -> tuple:
         raise RuntimeError("disk on fire")
@@ -79,7 +82,7 @@ def test_bad_arguments_are_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "demo" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["demo", "run", "eval", "bench"])
+@pytest.mark.parametrize("command", ["demo", "run", "eval", "layers", "bench"])
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
@@ -115,3 +118,48 @@ def test_module_entry_point_exit_code(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("squeezeprompt: error: recipe file")
+
+
+def test_layers_reports_every_linear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(TINY_RECIPE)
+    out = tmp_path / "o"
+    assert main(["run", str(recipe), "--out", str(out), "--no-progress"]) == 0
+    stage = out / "stages" / "01-quantize"
+    small = ["--samples", "2", "--seq-len", "32", "--no-progress"]
+    printed = capsys.readouterr().out  # the run's: stage table, not the per-layer tables
+    assert "| quantize |" in printed and "per-layer loss of every stage" in printed
+    assert "<details>" not in printed and "<details>" in (out / "report.md").read_text()
+    assert main(["layers", str(stage), "--out", str(tmp_path / "l"), "--top", "3", *small]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("The 3 layers with the largest error share:")
+    assert printed.count("| Int8WeightOnlyLinear |") == 3
+    rows = json.loads((tmp_path / "l" / "layers.json").read_text())
+    assert len(rows) == 15 and rows[-1]["name"] == "lm_head"
+    assert rows[-1]["weight_sqnr_db"] is None  # the head is left dense: identical
+    assert all(30 < r["weight_sqnr_db"] < 60 for r in rows[:-1])  # int8: ~6 dB per bit
+    assert (tmp_path / "l" / "layer_loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "l" / "layers.md").read_text().count("\n") == 15 + 2
+    kl = ["--samples", "1", "--seq-len", "16", "--no-progress", "--kl", "--top", "2"]
+    assert main(["layers", str(stage), *kl]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("The 2 layers with the largest single-layer KL:")
+    assert "| KL, only this layer (nats/token) |" in printed
+    # Against itself (a checkpoint directory as the dense reference): nothing lost.
+    assert main(["layers", str(stage), "--dense", str(stage), *small]) == 0
+    assert "| ∞ | ∞ | 0 | 0.0% |" in capsys.readouterr().out
+
+
+def test_layers_bad_input_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(TINY_RECIPE)
+    out = tmp_path / "o"
+    assert main(["run", str(recipe), "--out", str(out), "--no-progress"]) == 0
+    stage = str(out / "stages" / "01-quantize")
+    assert main(["layers", str(tmp_path / "missing")]) == 2
+    assert main(["layers", stage, "--samples", "0"]) == 2
+    assert "--samples" in _one_line_error(capsys)
+    assert main(["layers", stage, "--dense", "no-such-model"]) == 2
+    assert "unknown model" in _one_line_error(capsys)
+    assert main(["layers", stage, "--dense", "tiny-llama-cli-wide", "--no-progress"]) == 2
+    assert "gate_proj is [128, 64] in the compressed model" in _one_line_error(capsys)

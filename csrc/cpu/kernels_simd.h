@@ -118,18 +118,23 @@ void int8_dequant_rows(const int8_t* q, const float* scales, int64_t K, int64_t 
 
 // Sixteen int4 codes from one 8-byte broadcast, with no variable shift: pshufb
 // gives every 32-bit lane its byte, even lanes keep the low nibble (code), odd lanes
-// the high nibble in place (16 * code). The odd lanes' scale is divided by 16
-// instead, which is exact (a power of two), so one FMA gives (code - zero) * scale.
+// the high nibble in place (16 * code). The odd lanes' zero is multiplied and their
+// scale divided by 16, both exact (powers of two), so (raw - zero) * scale rounds
+// exactly as the reference's (code - zero) * scale: a code equal to its zero gives
+// an exact 0 (an FMA with -zero * scale would leave a rounding residue, which turns a
+// huge activation into a huge output and an Inf one into Inf where F.linear gives NaN).
 struct Int4Decoder {
   __m256i shuffle_lo, shuffle_hi, nibble_mask;
   __m256 lane_scale;  // {1, 1/16, 1, 1/16, ...}
+  __m256 lane_zero;   // {1, 16, 1, 16, ...}
   Int4Decoder()
       : shuffle_lo(_mm256_setr_epi8(0, -1, -1, -1, 0, -1, -1, -1, 1, -1, -1, -1, 1, -1, -1, -1,  //
                                     2, -1, -1, -1, 2, -1, -1, -1, 3, -1, -1, -1, 3, -1, -1, -1)),
         shuffle_hi(_mm256_setr_epi8(4, -1, -1, -1, 4, -1, -1, -1, 5, -1, -1, -1, 5, -1, -1, -1,  //
                                     6, -1, -1, -1, 6, -1, -1, -1, 7, -1, -1, -1, 7, -1, -1, -1)),
         nibble_mask(_mm256_setr_epi32(0x0F, 0xF0, 0x0F, 0xF0, 0x0F, 0xF0, 0x0F, 0xF0)),
-        lane_scale(_mm256_setr_ps(1.f, 1.f / 16, 1.f, 1.f / 16, 1.f, 1.f / 16, 1.f, 1.f / 16)) {}
+        lane_scale(_mm256_setr_ps(1.f, 1.f / 16, 1.f, 1.f / 16, 1.f, 1.f / 16, 1.f, 1.f / 16)),
+        lane_zero(_mm256_setr_ps(1.f, 16.f, 1.f, 16.f, 1.f, 16.f, 1.f, 16.f)) {}
 
   // All 8 bytes (columns [2j, 2j + 16)) broadcast to every 64-bit lane.
   static __m256i broadcast8(const uint8_t* bytes) {
@@ -158,11 +163,11 @@ void int4_tile(const Int4Decoder& dec, const float* x, int64_t K, const uint8_t*
   if (group_size % 16 == 0) {
     for (int64_t g = 0; g < G; ++g) {
       const __m256 s = _mm256_mul_ps(_mm256_set1_ps(sr[g]), dec.lane_scale);
-      const __m256 zs = _mm256_set1_ps(-zr[g] * sr[g]);
+      const __m256 zl = _mm256_mul_ps(_mm256_set1_ps(zr[g]), dec.lane_zero);
       for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 16) {
         const __m256i b = Int4Decoder::broadcast8(qr + k / 2);
-        const __m256 w0 = _mm256_fmadd_ps(dec.from(b, dec.shuffle_lo), s, zs);
-        const __m256 w1 = _mm256_fmadd_ps(dec.from(b, dec.shuffle_hi), s, zs);
+        const __m256 w0 = _mm256_mul_ps(_mm256_sub_ps(dec.from(b, dec.shuffle_lo), zl), s);
+        const __m256 w1 = _mm256_mul_ps(_mm256_sub_ps(dec.from(b, dec.shuffle_hi), zl), s);
         for (int m = 0; m < MR; ++m) {
           const float* xm = x + (m0 + m) * K + k;
           a0[m] = _mm256_fmadd_ps(_mm256_loadu_ps(xm), w0, a0[m]);
@@ -173,9 +178,9 @@ void int4_tile(const Int4Decoder& dec, const float* x, int64_t K, const uint8_t*
   } else {  // group_size a multiple of 8: 8 codes per step
     for (int64_t g = 0; g < G; ++g) {
       const __m256 s = _mm256_mul_ps(_mm256_set1_ps(sr[g]), dec.lane_scale);
-      const __m256 zs = _mm256_set1_ps(-zr[g] * sr[g]);
+      const __m256 zl = _mm256_mul_ps(_mm256_set1_ps(zr[g]), dec.lane_zero);
       for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 8) {
-        const __m256 w = _mm256_fmadd_ps(dec.raw(qr + k / 2), s, zs);
+        const __m256 w = _mm256_mul_ps(_mm256_sub_ps(dec.raw(qr + k / 2), zl), s);
         for (int m = 0; m < MR; ++m)
           a0[m] = _mm256_fmadd_ps(_mm256_loadu_ps(x + (m0 + m) * K + k), w, a0[m]);
       }
@@ -213,9 +218,10 @@ void int4_dequant_rows(const uint8_t* q, const float* scales, const float* zeros
     for (int64_t g = 0; g < G; ++g) {
       const float sc = scales[n * G + g];
       const __m256 s = _mm256_mul_ps(_mm256_set1_ps(sc), dec.lane_scale);
-      const __m256 zs = _mm256_set1_ps(-zeros[n * G + g] * sc);
+      const __m256 zl = _mm256_mul_ps(_mm256_set1_ps(zeros[n * G + g]), dec.lane_zero);
       for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 8)
-        _mm256_storeu_ps(w + n * K + k, _mm256_fmadd_ps(dec.raw(q + n * row_bytes + k / 2), s, zs));
+        _mm256_storeu_ps(w + n * K + k,
+                         _mm256_mul_ps(_mm256_sub_ps(dec.raw(q + n * row_bytes + k / 2), zl), s));
     }
 }
 
@@ -293,14 +299,24 @@ void int8_dot_rows(const int8_t* xq, int64_t M, int64_t K, const int8_t* w, int6
 void quantize_row_int8(const float* x, int64_t K, int8_t* q, float* scale_out) {
   const int64_t Kv = K & ~int64_t{7};
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-  __m256 vmax = _mm256_setzero_ps();
-  for (int64_t k = 0; k < Kv; k += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(x + k), abs_mask));
+  const __m256 zero = _mm256_setzero_ps();
+  __m256 vmax = zero, vprobe = zero;
+  for (int64_t k = 0; k < Kv; k += 8) {
+    const __m256 v = _mm256_loadu_ps(x + k);
+    vmax = _mm256_max_ps(vmax, _mm256_and_ps(v, abs_mask));
+    vprobe = _mm256_add_ps(vprobe, _mm256_mul_ps(v, zero));  // NaN lanes: NaN or Inf seen
+  }
   alignas(32) float lanes[8];
   _mm256_store_ps(lanes, vmax);
-  float amax = 0.f;
+  float amax = 0.f, probe = 0.f;
   for (float v : lanes) amax = std::max(amax, v);
-  for (int64_t k = Kv; k < K; ++k) amax = std::max(amax, std::fabs(x[k]));
-  const float scale = amax > 0.f ? amax / scalar::kInt8Max : 1.f;
+  for (int64_t k = Kv; k < K; ++k) {
+    amax = std::max(amax, std::fabs(x[k]));
+    probe += x[k] * 0.f;
+  }
+  const bool non_finite = _mm256_movemask_ps(_mm256_cmp_ps(vprobe, vprobe, _CMP_UNORD_Q)) != 0;
+  if (non_finite || std::isnan(probe)) return scalar::quantize_non_finite_row(K, q, scale_out);
+  const float scale = scalar::int8_row_scale(amax);
   *scale_out = scale;
   const __m256 vs = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-scalar::kInt8Max),
                hi = _mm256_set1_ps(scalar::kInt8Max);
@@ -422,7 +438,9 @@ void fake_quant_group(const float* x, float* y, int64_t n, float s, float z, flo
   const int64_t nv = n & ~int64_t{7};
   for (int64_t i = 0; i < nv; i += 8) {
     const __m256 r = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), vs), kRound);
-    const __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vz), vlo), vhi);
+    // Operand order matters: max/min return their second operand when either is NaN,
+    // so x's NaN must come second to survive the clamp as std::clamp lets it.
+    const __m256 q = _mm256_min_ps(vhi, _mm256_max_ps(vlo, _mm256_add_ps(r, vz)));
     _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_sub_ps(q, vz), vs));
   }
   scalar::fake_quant(x + nv, y + nv, n - nv, s, z, lo, hi);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "formats.h"
 #include "kernels.h"
@@ -49,13 +50,29 @@ void int4_dequant_row(const uint8_t* q, const float* scales, const float* zeros,
   }
 }
 
+// The scale of a row that holds NaN or Inf: no int8 grid fits it, so its codes are 0
+// and its scale NaN, which makes that row's output NaN and leaves the other rows alone.
+inline void quantize_non_finite_row(int64_t K, int8_t* q, float* scale_out) {
+  std::fill(q, q + K, int8_t{0});
+  *scale_out = std::numeric_limits<float>::quiet_NaN();
+}
+
+// amax / 127, kept off zero: for a row of tiny subnormals the quotient underflows to 0,
+// and a zero scale would divide the row into Inf and NaN.
+inline float int8_row_scale(float amax) {
+  return amax > 0.f ? std::max(amax / kInt8Max, std::numeric_limits<float>::denorm_min()) : 1.f;
+}
+
 // Must agree bit for bit with quantize_activations_ref: a division (not a multiply
 // by the reciprocal) and round-half-to-even.
 void quantize_row_int8(const float* x, int64_t K, int8_t* q, float* scale_out) {
-  float amax = 0.f;
-  for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(x[k]));
-  // An all-zero row quantizes to zeros with any scale; 1 keeps the division finite.
-  const float scale = amax > 0.f ? amax / kInt8Max : 1.f;
+  float amax = 0.f, probe = 0.f;
+  for (int64_t k = 0; k < K; ++k) {
+    amax = std::max(amax, std::fabs(x[k]));
+    probe += x[k] * 0.f;  // NaN iff some x is NaN or Inf (std::max would drop a NaN)
+  }
+  if (std::isnan(probe)) return quantize_non_finite_row(K, q, scale_out);
+  const float scale = int8_row_scale(amax);
   *scale_out = scale;
   for (int64_t k = 0; k < K; ++k) {
     const float r = std::nearbyint(x[k] / scale);

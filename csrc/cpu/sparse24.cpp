@@ -1,6 +1,9 @@
 // 2:4 semi-structured sparsity on the CPU: packing a 2:4-sparse weight into kept
 // values + 4-bit index metadata (layout in csrc/formats.h), and the linear that
 // reads that packed form directly.
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <tuple>
 #include <vector>
 
@@ -26,6 +29,34 @@ void unpack_row(const T* values, const uint8_t* meta, int64_t K, float scale, fl
     for (int slot = 0; slot < kSparseKept; ++slot) {
       row[g * kSparseGroup + byte.index(half, slot)] =
           static_cast<float>(values[g * kSparseKept + slot]) * scale;
+    }
+  }
+}
+
+// F.linear multiplies every column, the pruned ones by an exact 0, so a NaN or Inf
+// activation in a pruned column makes that output NaN; the streaming kernels read
+// kept columns only and cannot see it. Rows without NaN/Inf (all but rare ones) cost
+// one scan of x; the others check each output's pruned columns.
+void poison_pruned_non_finite(const float* x, int64_t M, int64_t K, const uint8_t* meta, int64_t N,
+                              float* out) {
+  const int64_t mb = meta_bytes_per_row(K), groups = K / kSparseGroup;
+  for (int64_t m = 0; m < M; ++m) {
+    const float* xr = x + m * K;
+    if (std::all_of(xr, xr + K, [](float v) { return std::isfinite(v); })) continue;
+    for (int64_t n = 0; n < N; ++n) {
+      const uint8_t* mr = meta + n * mb;
+      for (int64_t g = 0; g < groups; ++g) {
+        const Sparse24Meta byte{mr[g / kSparseGroupsPerMetaByte]};
+        const int half = static_cast<int>(g % kSparseGroupsPerMetaByte);
+        const int kept0 = byte.index(half, 0), kept1 = byte.index(half, 1);
+        bool hit = false;
+        for (int i = 0; i < kSparseGroup; ++i)
+          hit |= i != kept0 && i != kept1 && !std::isfinite(xr[g * kSparseGroup + i]);
+        if (hit) {
+          out[m * N + n] = std::numeric_limits<float>::quiet_NaN();
+          break;
+        }
+      }
     }
   }
 }
@@ -136,6 +167,7 @@ at::Tensor sparse24_linear_cpu(const at::Tensor& x, const at::Tensor& values, co
     at::parallel_for(0, N, row_grain(M * K / 2), [&](int64_t n0, int64_t n1) {
       kern.sparse24_rows(xp, M, K, vp, vt, mp, sp, n0, n1, N, op_);
     });
+    poison_pruned_non_finite(xp, M, K, mp, N, op_);
   } else {
     // Compute-bound: scatter to dense once and let BLAS do the GEMM.
     at::Tensor w = at::empty({N, K}, x2.options());

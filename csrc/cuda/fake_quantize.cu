@@ -29,7 +29,9 @@ __global__ void __launch_bounds__(kFqThreads)
     const int64_t g = (i / k) * groups_per_row + (i % k) / group_size;
     const float s = scale[g];
     const float z = grid.zero(zero_point[g]);
-    const float q = fminf(fmaxf(rintf(__fdiv_rn(to_float(x[i]), s)) + z, grid.qmin), grid.qmax);
+    const float v = rintf(__fdiv_rn(to_float(x[i]), s)) + z;
+    // fminf/fmaxf drop a NaN; the reference's clamp keeps it, so NaN skips the clamp.
+    const float q = isnan(v) ? v : fminf(fmaxf(v, grid.qmin), grid.qmax);
     y[i] = from_float<T>((q - z) * s);
   }
 }

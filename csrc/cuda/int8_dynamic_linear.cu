@@ -20,8 +20,13 @@ __global__ void __launch_bounds__(kQuantThreads)
   const int64_t row = blockIdx.x;
   const T* xr = x + row * k;
   float amax = 0.0f;
-  for (int64_t i = threadIdx.x; i < k; i += kQuantThreads)
-    amax = fmaxf(amax, fabsf(to_float(xr[i])));
+  bool non_finite = false;  // fmaxf drops NaN, so NaN/Inf are looked for separately
+  for (int64_t i = threadIdx.x; i < k; i += kQuantThreads) {
+    const float v = to_float(xr[i]);
+    amax = fmaxf(amax, fabsf(v));
+    non_finite |= !isfinite(v);
+  }
+  non_finite = __syncthreads_or(non_finite);
   amax = warp_max(amax);
   if (threadIdx.x % kWarp == 0) warp_max_shared[threadIdx.x / kWarp] = amax;
   __syncthreads();
@@ -32,10 +37,18 @@ __global__ void __launch_bounds__(kQuantThreads)
   }
   __syncthreads();
   amax = warp_max_shared[0];
-  // An all-zero row gets scale 1 (its codes are 0 anyway), as in the reference.
-  const float scale = amax > 0.0f ? __fdiv_rn(amax, static_cast<float>(kInt8Max)) : 1.0f;
+  // As in the reference: an all-zero row gets scale 1 (its codes are 0 anyway), a row
+  // of subnormals at least the smallest subnormal, and a row holding NaN or Inf codes
+  // 0 and scale NaN, which makes its output row NaN.
+  float scale =
+      amax > 0.0f ? fmaxf(__fdiv_rn(amax, static_cast<float>(kInt8Max)), 1.401298464e-45f) : 1.0f;
+  if (non_finite) scale = __int_as_float(0x7fc00000);
   if (threadIdx.x == 0) scales[row] = scale;
   for (int64_t i = threadIdx.x; i < k; i += kQuantThreads) {
+    if (non_finite) {
+      q[row * k + i] = 0;
+      continue;
+    }
     // Explicit IEEE division and round-half-to-even, the same as torch.round(x / s),
     // also under --use_fast_math.
     const float v = rintf(__fdiv_rn(to_float(xr[i]), scale));

@@ -3,10 +3,13 @@
 The inputs of block 0 are captured once (the model runs until block 0 is called,
 then stops); after that each block is run on its own over the cached inputs:
 
-1. forward hooks on the block's ``nn.Linear`` modules accumulate
+1. forward hooks on the block's ``nn.Linear`` and ``MaskedLinear`` modules (the layers
+   whose float weight a compressor can still rewrite) accumulate
    :class:`~squeezeprompt.quantize.stats.InputStats` (Hessian, channel norms, ranges);
-2. ``on_linear(name, module, stats)`` is called for each of them: this is where a
-   compressor (GPTQ, SparseGPT, Wanda...) rewrites the weight, in place;
+2. ``on_block(prefix, block, found)`` is called with all of them (AWQ and SmoothQuant
+   fold one scale into several layers at once), or ``on_linear(name, module, stats)``
+   for each in turn: this is where a compressor (GPTQ, SparseGPT, Wanda...) rewrites
+   the weight, in place or by swapping the module;
 3. the block is run again, now compressed, and its outputs become the next block's
    inputs, so every block is calibrated on what the compressed model really feeds it.
 
@@ -30,9 +33,15 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from squeezeprompt.nn.sparse import MaskedLinear
 from squeezeprompt.quantize.stats import InputStats
 
-OnLinear = Callable[[str, nn.Linear, InputStats], None]
+# Pruned layers stay MaskedLinear until quantized; their inputs are as good as a Linear's.
+CALIBRATED = (nn.Linear, MaskedLinear)
+Calibrated = nn.Linear | MaskedLinear
+OnLinear = Callable[[str, Calibrated, InputStats], None]
+# (block's qualified name, block, {linear's qualified name: (module, its input stats)})
+OnBlock = Callable[[str, nn.Module, dict[str, tuple[Calibrated, InputStats]]], None]
 Batch = Tensor | Mapping[str, Any]  # input_ids, or keyword arguments of model.forward
 
 
@@ -129,9 +138,9 @@ def _run_block(block: nn.Module, call: _BlockCall) -> Tensor:
 
 def _collect(
     block: nn.Module, prefix: str, calls: list[_BlockCall], config: CalibrationConfig
-) -> dict[str, tuple[nn.Linear, InputStats]]:
+) -> dict[str, tuple[Calibrated, InputStats]]:
     linears = {
-        f"{prefix}.{name}": m for name, m in block.named_modules() if isinstance(m, nn.Linear)
+        f"{prefix}.{name}": m for name, m in block.named_modules() if isinstance(m, CALIBRATED)
     }
     found = {
         name: (m, InputStats(m.in_features, hessian=config.hessian)) for name, m in linears.items()
@@ -151,6 +160,49 @@ def _collect(
 
 
 @torch.no_grad()
+def calibrate_blockwise(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    on_block: OnBlock,
+    config: CalibrationConfig | None = None,
+    blocks: nn.ModuleList | None = None,
+) -> None:
+    """Calls ``on_block`` once per decoder block with the input stats of all its Linears.
+
+    The statistics of one block are all taken before ``on_block`` runs (on the block as
+    it was, fed by the already compressed blocks before it); whatever ``on_block`` does
+    to the block (rewrite weights, swap modules, fold scales into its norms) is seen by
+    all later blocks.
+
+    Example:
+        >>> from transformers import LlamaConfig, LlamaForCausalLM
+        >>> cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32,
+        ...                   num_hidden_layers=2, num_attention_heads=2)
+        >>> seen = []
+        >>> calibrate_blockwise(LlamaForCausalLM(cfg), [torch.randint(0, 32, (1, 8))],
+        ...                     lambda prefix, block, found: seen.append((prefix, len(found))))
+        >>> seen
+        [('model.layers.0', 7), ('model.layers.1', 7)]
+    """
+    config = config or CalibrationConfig()
+    if blocks is None:
+        prefix, blocks = find_blocks(model)
+    else:
+        names = [n for n, m in model.named_modules() if m is blocks]
+        if not names:
+            raise ValueError("calibrate_blockwise: blocks= is not a submodule of model")
+        prefix = names[0]
+    was_training = model.training
+    model.eval()
+    try:
+        calls = capture_block_inputs(model, blocks[0], batches)
+        for i, block in enumerate(tqdm(blocks, desc="calibrate", disable=not config.progress)):
+            on_block(f"{prefix}.{i}", block, _collect(block, f"{prefix}.{i}", calls, config))
+            calls = [call.with_hidden(_run_block(block, call)) for call in calls]
+    finally:
+        model.train(was_training)
+
+
 def calibrate_layerwise(
     model: nn.Module,
     batches: Iterable[Batch],
@@ -161,8 +213,9 @@ def calibrate_layerwise(
     """Calls ``on_linear`` for every Linear of every block, in order, with its input stats.
 
     ``batches`` are ``input_ids`` tensors or dicts of ``model.forward`` arguments.
-    ``on_linear`` receives the Linear's qualified name in ``model``, the module and its
-    statistics; whatever it does to the module is seen by all later blocks.
+    ``on_linear`` receives the Linear's qualified name in ``model``, the module (an
+    ``nn.Linear`` or a pruned ``MaskedLinear``) and its statistics; whatever it does to
+    the module is seen by all later blocks.
 
     Example:
         >>> from transformers import LlamaConfig, LlamaForCausalLM
@@ -174,21 +227,11 @@ def calibrate_layerwise(
         >>> seen[0]
         ('model.layers.0.self_attn.q_proj', 8)
     """
-    config = config or CalibrationConfig()
-    if blocks is None:
-        prefix, blocks = find_blocks(model)
-    else:
-        names = [n for n, m in model.named_modules() if m is blocks]
-        if not names:
-            raise ValueError("calibrate_layerwise: blocks= is not a submodule of model")
-        prefix = names[0]
-    was_training = model.training
-    model.eval()
-    try:
-        calls = capture_block_inputs(model, blocks[0], batches)
-        for i, block in enumerate(tqdm(blocks, desc="calibrate", disable=not config.progress)):
-            for name, (module, stats) in _collect(block, f"{prefix}.{i}", calls, config).items():
-                on_linear(name, module, stats)
-            calls = [call.with_hidden(_run_block(block, call)) for call in calls]
-    finally:
-        model.train(was_training)
+
+    def each(
+        _prefix: str, _block: nn.Module, found: dict[str, tuple[Calibrated, InputStats]]
+    ) -> None:
+        for name, (module, stats) in found.items():
+            on_linear(name, module, stats)
+
+    calibrate_blockwise(model, batches, each, config, blocks)

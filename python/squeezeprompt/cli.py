@@ -1,4 +1,4 @@
-"""``squeezeprompt demo | run RECIPE | eval MODEL_DIR | bench``.
+"""``squeezeprompt demo | run RECIPE | eval MODEL_DIR | layers MODEL_DIR | bench``.
 
 Exit codes: 0 success; 2 bad input (a recipe that cannot run, a missing file, an
 output directory holding something else), with a one-line message; 1 a failure during
@@ -29,20 +29,34 @@ class BadInput(Exception):
 
 
 def _bad_input_types() -> tuple[type[BaseException], ...]:
+    from squeezeprompt.analysis import ArchitectureMismatch
     from squeezeprompt.checkpoint import CheckpointError
     from squeezeprompt.pipeline.errors import RecipeError
 
-    return (BadInput, RecipeError, FileNotFoundError, FileExistsError, CheckpointError)
+    return (
+        BadInput,
+        RecipeError,
+        FileNotFoundError,
+        FileExistsError,
+        CheckpointError,
+        ArchitectureMismatch,
+    )
 
 
 # -- commands ---------------------------------------------------------------------------
 
 
 def _run_recipe(recipe: Any, out: Path, progress: bool) -> int:
+    from squeezeprompt.pipeline.report import LAYER_HEADING
     from squeezeprompt.pipeline.runner import run
 
     metrics = run(recipe, out, progress=progress)
-    print((out / "report.md").read_text(encoding="utf-8"), end="")
+    report = (out / "report.md").read_text(encoding="utf-8")
+    # The per-layer tables run to hundreds of lines: the terminal gets the stage table.
+    summary, layers, _ = report.partition(LAYER_HEADING)
+    print(summary.rstrip("\n"))
+    if layers:
+        print(f"\nper-layer loss of every stage that changed the weights: {out / 'report.md'}")
     print(f"wrote {len(metrics)} stages and the report to {out}")
     return EXIT_OK
 
@@ -65,8 +79,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _run_recipe(recipe, out, not args.no_progress)
 
 
-def _stage_dir_info(model_dir: Path) -> tuple[Path, dict[str, Any], str | None]:
-    """(checkpoint dir, run state, model name from the run's recipe if found)."""
+def _stage_dir_info(model_dir: Path) -> tuple[Path, dict[str, Any], str | None, int]:
+    """(checkpoint dir, run state, model name and seed from the run's recipe if found).
+
+    The seed matters: it fixes the task splits, so the state's demonstration indices
+    and the test examples mean what they meant during the run.
+    """
     from squeezeprompt.checkpoint import MANIFEST_NAME
     from squeezeprompt.pipeline.store import MODEL_DIR, RECIPE_FILE, STATE_FILE, read_json
 
@@ -78,8 +96,8 @@ def _stage_dir_info(model_dir: Path) -> tuple[Path, dict[str, Any], str | None]:
     state_file = model_dir / STATE_FILE
     state = read_json(state_file) if state_file.is_file() else {}
     recipe_file = model_dir.parent.parent / RECIPE_FILE
-    name = read_json(recipe_file)["recipe"]["model"] if recipe_file.is_file() else None
-    return ckpt, state, name
+    recorded = read_json(recipe_file)["recipe"] if recipe_file.is_file() else {}
+    return ckpt, state, recorded.get("model"), int(recorded.get("seed", 0))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -89,7 +107,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from squeezeprompt.pipeline.recipe import EvaluateConfig, Recipe
     from squeezeprompt.pipeline.validate import resolve_source
 
-    ckpt, state, recorded = _stage_dir_info(Path(args.model_dir))
+    ckpt, state, recorded, seed = _stage_dir_info(Path(args.model_dir))
     name = args.model or recorded
     if name is None:
         raise BadInput("cannot tell which model this checkpoint came from; pass --model NAME")
@@ -100,12 +118,80 @@ def cmd_eval(args: argparse.Namespace) -> int:
         seq_len=args.seq_len,
         decode_tokens=args.decode_tokens,
     )
-    recipe = Recipe(model=name, evaluate=evaluate)
+    recipe = Recipe(model=name, evaluate=evaluate, seed=seed)
     source = resolve_source(recipe)
     _, tokenizer = source()
     model = checkpoint.load(ckpt, model=lambda: source()[0]).eval()
     ctx = RunContext(recipe, model, tokenizer, source, LOG, not args.no_progress, state)
     print(json.dumps(measure_all(ctx), indent=2))
+    return EXIT_OK
+
+
+def _load_dense(spec: str | None, name: str) -> Any:
+    """The dense reference: a checkpoint directory, a model name, or (None) ``name``."""
+    from squeezeprompt import checkpoint
+    from squeezeprompt.pipeline.recipe import Recipe
+    from squeezeprompt.pipeline.validate import resolve_source
+
+    if spec is not None and Path(spec).is_dir():
+        ckpt, _, _, _ = _stage_dir_info(Path(spec))
+        source = resolve_source(Recipe(model=name))
+        return checkpoint.load(ckpt, model=lambda: source()[0]).eval()
+    return resolve_source(Recipe(model=spec or name))()[0].eval()
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from squeezeprompt import checkpoint
+    from squeezeprompt.analysis import (
+        layer_loss_png,
+        layer_losses,
+        single_layer_kl,
+        to_markdown,
+        worst,
+    )
+    from squeezeprompt.data import load_wikipedia
+    from squeezeprompt.evaluate import token_windows
+    from squeezeprompt.pipeline.recipe import Recipe
+    from squeezeprompt.pipeline.store import write_bytes_atomic, write_json_atomic
+    from squeezeprompt.pipeline.validate import resolve_source
+
+    if args.samples <= 0 or args.seq_len < 2 or args.top <= 0:
+        raise BadInput("--samples and --top must be > 0 and --seq-len >= 2")
+    model_dir = Path(args.model_dir)
+    ckpt, _, recorded, _ = _stage_dir_info(model_dir)
+    name = args.model or recorded
+    if name is None:
+        raise BadInput("cannot tell which model this checkpoint came from; pass --model NAME")
+    source = resolve_source(Recipe(model=name))
+    dense, tokenizer = source()
+    compressed = checkpoint.load(ckpt, model=lambda: source()[0]).eval()
+    if args.dense is not None:
+        dense = _load_dense(args.dense, name)
+    # The first windows of the calibration articles (never the perplexity hold-out).
+    text = load_wikipedia().calibration
+    windows = token_windows(tokenizer, text, args.seq_len, args.samples * args.seq_len)
+    batches = [windows[i : i + 1] for i in range(windows.shape[0])]
+    t0 = time.perf_counter()
+    rows = layer_losses(compressed, dense.eval(), batches, progress=not args.no_progress)
+    LOG.info("per-layer loss of %d layers in %.1f s", len(rows), time.perf_counter() - t0)
+    if args.kl:
+        t0 = time.perf_counter()
+        kl = single_layer_kl(compressed, dense, batches, progress=not args.no_progress)
+        rows = [dataclasses.replace(r, kl=kl[r.name]) for r in rows]
+        LOG.info("single-layer KL of %d layers in %.1f s", len(rows), time.perf_counter() - t0)
+    measure = "single-layer KL" if args.kl else "error share"
+    print(f"The {min(args.top, len(rows))} layers with the largest {measure}:\n")
+    print(to_markdown(worst(rows, args.top)), end="")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "layers.json", [r.to_dict() for r in rows])
+        write_bytes_atomic(out / "layers.md", to_markdown(rows).encode())
+        title = f"per-layer loss: {model_dir.name}"
+        write_bytes_atomic(out / "layer_loss.png", layer_loss_png(rows, title))
+        print(f"wrote layers.json, layers.md and layer_loss.png to {out}")
     return EXIT_OK
 
 
@@ -207,6 +293,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(ev)
     ev.set_defaults(func=cmd_eval)
+
+    layers = sub.add_parser(
+        "layers",
+        help="where accuracy was lost: per-layer SQNR and error share against the dense model",
+        description="Feeds calibration text through the dense model; every Linear of the "
+        "compressed model gets its dense twin's input. Reports weight SQNR, output SQNR and "
+        "each layer's share of the summed relative output error, worst layers first.",
+    )
+    layers.add_argument("model_dir", help="stage or checkpoint directory (compressed model)")
+    layers.add_argument(
+        "--dense",
+        help="dense reference: a model name or a checkpoint directory "
+        "(default: the source model itself)",
+    )
+    layers.add_argument("--model", help="source model name (default: read from the run's recipe)")
+    layers.add_argument("--out", help="write layers.json, layers.md and layer_loss.png here")
+    layers.add_argument(
+        "--samples", type=int, default=4, help="calibration sequences (default: %(default)s)"
+    )
+    layers.add_argument(
+        "--seq-len", type=int, default=256, help="tokens per sequence (default: %(default)s)"
+    )
+    layers.add_argument(
+        "--top", type=int, default=10, help="layers printed, worst first (default: %(default)s)"
+    )
+    layers.add_argument(
+        "--kl",
+        action="store_true",
+        help="also the final-logit KL with only that layer compressed (one forward of the "
+        "model per layer and sequence: use few, short sequences); ranks layers by it",
+    )
+    common(layers)
+    layers.set_defaults(func=cmd_layers)
 
     bench = sub.add_parser(
         "bench",

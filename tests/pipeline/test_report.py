@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from squeezeprompt.pipeline.report import report_rows, write_report
+from squeezeprompt.pipeline.report import markdown_table, report_rows, write_report
 
 
 def _stage(name: str, mb: float, acc: float, ppl: float, tps: float) -> dict:
@@ -64,3 +64,9 @@ def test_files_are_written(tmp_path: Path) -> None:
     assert table[2].startswith("| stage | MB |")
     assert "| prompt | 20.00 | 6.40 | 25.000 | 0.680 [0.630, 0.730] | 3.00× | 65% |" in table
     assert len(json.loads((tmp_path / "report.json").read_text())["rows"]) == 5
+
+
+def test_missing_speed_is_a_plain_dash() -> None:
+    stage = {"stage": "dense", "metrics": {"size": {"bytes": 1e6, "bits_per_weight": 32.0}}}
+    line = markdown_table(report_rows([stage])).splitlines()[2]
+    assert line == "| dense | 1.00 | 32.00 | – | – | – | – |"

@@ -29,6 +29,8 @@ def test_run_writes_every_stage_and_the_report(reference_run: tuple[Path, list])
         assert (out / name).is_file()
     assert sorted(p.name for p in (out / "plots").iterdir()) == [
         "accuracy_vs_size.png",
+        "layer_loss_02-prune.png",
+        "layer_loss_03-quantize.png",
         "stages.png",
     ]
     by_stage = {m["stage"]: m for m in metrics}

@@ -7,6 +7,8 @@
              or {"kind": "module", "class": "pkg.Module"},   # rebuilt by a factory
      "layers": {"model.layers.0.mlp.up_proj":
                 {"class": "Int4WeightOnlyLinear", "init": {...}, "config": {...}}},
+     "wrappers": {"model.layers.0.mlp.up_proj":          # e.g. a LoRA adapter around
+                  {"class": "LoRALinear", "init": {"rank": 8, ...}}},   # ...up_proj.base
      "aliases": {"lm_head.weight": "model.embed_tokens.weight"},   # tied tensors
      "weights": "weights-<sha256 prefix>.safetensors",
      "files": {"weights-....safetensors": {"sha256": "...", "bytes": 123}}}
@@ -76,6 +78,8 @@ class Manifest:
 
     base: dict[str, Any]
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Absent from checkpoints written before wrappers existed: the default keeps them readable.
+    wrappers: dict[str, dict[str, Any]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     weights: str = ""
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -111,11 +115,14 @@ class Manifest:
                 )
         if self.weights and self.weights not in self.files:
             raise CheckpointError(f"manifest: weights file {self.weights!r} is not in 'files'")
-        for name, info in self.layers.items():
-            if not isinstance(info, dict) or not {"class", "init"} <= set(info):
-                raise CheckpointError(
-                    f"manifest: layers[{name!r}] needs 'class' and 'init', got {info!r}"
-                )
+        for what, entries in (("layers", self.layers), ("wrappers", self.wrappers)):
+            if not isinstance(entries, dict):
+                raise CheckpointError(f"manifest: {what} must be an object, got {entries!r:.200}")
+            for name, info in entries.items():
+                if not isinstance(info, dict) or not {"class", "init"} <= set(info):
+                    raise CheckpointError(
+                        f"manifest: {what}[{name!r}] needs 'class' and 'init', got {info!r}"
+                    )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)

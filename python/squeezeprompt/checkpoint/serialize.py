@@ -36,7 +36,7 @@ from squeezeprompt.checkpoint.manifest import (
     Manifest,
     check_file_name,
 )
-from squeezeprompt.nn.base import LAYERS, QuantizedLinearBase
+from squeezeprompt.nn.base import LAYERS, WRAPPERS, QuantizedLinearBase
 from squeezeprompt.nn.config import TransformConfig, config_from_dict, config_to_dict
 
 ModelFactory = Callable[[], nn.Module]
@@ -99,9 +99,15 @@ def save(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
         for name, mod in model.named_modules()
         if name and isinstance(mod, QuantizedLinearBase)
     }
+    wrappers = {
+        name: {"class": type(mod).__name__, "init": mod.init_kwargs()}
+        for name, mod in model.named_modules()
+        if name and WRAPPERS.get(type(mod).__name__) is type(mod)
+    }
     manifest = Manifest(
         base=_base_info(model),
         layers=layers,
+        wrappers=wrappers,
         aliases=aliases,
         weights=weights,
         files={weights: {"sha256": digest, "bytes": len(data)}},
@@ -177,6 +183,27 @@ def _build_base(manifest: Manifest, model: nn.Module | ModelFactory | None) -> n
     return cls(config)
 
 
+def _wrap(net: nn.Module, wrappers: dict[str, dict[str, Any]]) -> None:
+    """Puts each recorded wrapper around the module at its name, outermost first, so the
+    layers recorded below it (``name.base``) can then be swapped in."""
+    for name in sorted(wrappers, key=lambda n: n.count(".")):
+        info = wrappers[name]
+        cls = WRAPPERS.get(info["class"])
+        if cls is None:
+            raise CheckpointError(
+                f"wrapper {name}: unknown wrapper class {info['class']!r}; "
+                f"known: {', '.join(sorted(WRAPPERS))}"
+            )
+        try:
+            inner = net.get_submodule(name)
+        except AttributeError:
+            raise CheckpointError(f"wrapper {name}: the base model has no such module") from None
+        try:
+            net.set_submodule(name, cls.from_init(inner, info["init"]))  # type: ignore[attr-defined]
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"wrapper {name}: cannot rebuild {info['class']}: {e}") from None
+
+
 def _retie(model: nn.Module, aliases: dict[str, str]) -> None:
     for alias, source in aliases.items():
         mod_name, _, attr = alias.rpartition(".")
@@ -208,6 +235,7 @@ def load(
     data = _verified_bytes(directory, manifest)
     state = safetensors_load(data)
     net = _build_base(manifest, model)
+    _wrap(net, manifest.wrappers)
     for name, info in manifest.layers.items():
         cls = LAYERS.get(info["class"])
         if cls is None:

@@ -9,7 +9,13 @@ Example:
     ['bits=4', 'group_size=64']
 """
 
-from squeezeprompt.nn.base import LAYERS, QuantizedLinearBase, register_layer
+from squeezeprompt.nn.base import (
+    LAYERS,
+    WRAPPERS,
+    QuantizedLinearBase,
+    register_layer,
+    register_wrapper,
+)
 from squeezeprompt.nn.config import (
     CONFIGS,
     FakeQuant,
@@ -46,6 +52,7 @@ __all__ = [
     "CONVERTERS",
     "LAYERS",
     "TRANSFORMS",
+    "WRAPPERS",
     "FakeQuant",
     "FakeQuantLinear",
     "Int4WeightOnly",
@@ -75,6 +82,7 @@ __all__ = [
     "register_converter",
     "register_layer",
     "register_transform",
+    "register_wrapper",
     "select_linears",
     "sparsify_",
 ]

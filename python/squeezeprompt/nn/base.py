@@ -30,9 +30,35 @@ def register_layer(cls: L) -> L:
         >>> "Int4WeightOnlyLinear" in LAYERS
         True
     """
-    if cls.__name__ in LAYERS:
+    if cls.__name__ in LAYERS or cls.__name__ in WRAPPERS:
         raise ValueError(f"register_layer: {cls.__name__} is already registered")
     LAYERS[cls.__name__] = cls
+    return cls
+
+
+WRAPPERS: dict[str, type[nn.Module]] = {}
+
+W = TypeVar("W", bound="type[nn.Module]")
+
+
+def register_wrapper(cls: W) -> W:
+    """Class decorator for a module that wraps one layer, held as its ``base`` submodule.
+
+    Checkpoints record the wrapper's ``init_kwargs()`` and rebuild it with
+    ``cls.from_init(base, init)`` around the base layer before loading the weights (e.g.
+    a LoRA adapter beside a packed int4 layer, kept separate from it).
+
+    Example:
+        >>> import squeezeprompt.recover  # registers LoRALinear
+        >>> "LoRALinear" in WRAPPERS
+        True
+    """
+    for attr in ("init_kwargs", "from_init"):
+        if not callable(getattr(cls, attr, None)):
+            raise TypeError(f"register_wrapper: {cls.__name__} needs a {attr}() method")
+    if cls.__name__ in WRAPPERS or cls.__name__ in LAYERS:
+        raise ValueError(f"register_wrapper: {cls.__name__} is already registered")
+    WRAPPERS[cls.__name__] = cls
     return cls
 
 

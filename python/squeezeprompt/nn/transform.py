@@ -229,12 +229,16 @@ def convert(model: M) -> M:
         if fn is None or not name:
             continue
         new = fn(mod)
-        qat_config = getattr(mod, "config", None)
-        if isinstance(qat_config, FakeQuant):
-            new.config = (
-                Int8WeightOnly()
-                if qat_config.bits == 8
-                else Int4WeightOnly(mod.group_size, qat_config.symmetric)
-            )
+        if isinstance(getattr(mod, "config", None), FakeQuant):
+            new.config = _converted_config(new)
         model.set_submodule(name, new)
     return model
+
+
+def _converted_config(layer: nn.Module) -> TransformConfig:
+    """The config that would have built ``layer`` directly (recorded in checkpoints)."""
+    if isinstance(layer, Sparse24Int4Linear):
+        return SemiStructured24(SparseValues.INT4, layer.group_size, layer.symmetric)
+    if isinstance(layer, Int4WeightOnlyLinear):
+        return Int4WeightOnly(layer.group_size, layer.symmetric)
+    return Int8WeightOnly()

@@ -1,9 +1,10 @@
 """W8A8: per-token dynamic int8 activations times int8 weights, int32 accumulation.
 
-Each activation row is quantized with its own scale ``max|x_row| / 127`` (round half
-to even, clamp to [-127, 127]); the int32 dot products are rescaled by the row scale
-and the weight's per-channel scale. The backward treats the activation rounding as
-the identity (straight-through), giving ``grad @ dequantized_weight``.
+Each activation row is quantized with its own scale ``max|x_row| / 127`` (round half to
+even, clamp to [-127, 127]; a row holding NaN or Inf gives a NaN output row); the int32
+dot products are rescaled by the row scale and the weight's per-channel scale. The
+backward treats the activation rounding as the identity (straight-through), giving
+``grad @ dequantized_weight``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,21 @@ INT8_MAX = 127
 
 
 def quantize_activations_ref(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-row symmetric int8 codes ``[M, K]`` and float32 scales ``[M]`` of 2-D-flattened ``x``."""
+    """Per-row symmetric int8 codes ``[M, K]`` and float32 scales ``[M]`` of 2-D-flattened ``x``.
+
+    A row holding NaN or Inf has no int8 grid: its codes are 0 and its scale NaN, so
+    its output row is NaN (where ``F.linear`` gives NaN or Inf) and other rows are
+    untouched. A row of tiny subnormals, whose ``amax / 127`` underflows to 0, gets the
+    smallest subnormal as its scale rather than a zero that would divide it into NaN.
+    """
     xf = x.float().reshape(-1, x.shape[-1])
-    amax = xf.abs().amax(dim=1)
-    scale = torch.where(amax > 0, amax / INT8_MAX, torch.ones_like(amax))
-    q = torch.round(xf / scale[:, None]).clamp(-INT8_MAX, INT8_MAX).to(torch.int8)
+    amax = xf.abs().amax(dim=1)  # NaN or Inf when the row holds one
+    finite = amax.isfinite()
+    tiny = torch.finfo(torch.float32).smallest_normal * torch.finfo(torch.float32).eps
+    scale = torch.where(amax > 0, (amax / INT8_MAX).clamp(min=tiny), torch.ones_like(amax))
+    scale = torch.where(finite, scale, torch.full_like(scale, float("nan")))
+    q = torch.round(xf / scale[:, None]).clamp(-INT8_MAX, INT8_MAX)
+    q = torch.where(finite[:, None], q, torch.zeros_like(q)).to(torch.int8)
     return q, scale
 
 

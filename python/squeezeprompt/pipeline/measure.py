@@ -1,5 +1,10 @@
 """The numbers recorded after every stage: size, perplexity, task accuracy, decode speed.
 
+After a prompt stage, accuracy uses the searched prompt (plus the soft prompt when one
+was trained against labels) and also records the default prompt's and the searched
+prompt's figures on the same test examples; perplexity uses a soft prompt trained
+against the teacher and also records the figure without it.
+
 Each measurement is a small function registered in :data:`MEASURES`; the evaluate
 settings decide which run. The metrics themselves come from :mod:`squeezeprompt.evaluate`.
 """
@@ -13,6 +18,8 @@ from typing import Any
 import torch
 
 from squeezeprompt.pipeline.context import RunContext
+from squeezeprompt.pipeline.stage_configs import SoftObjective
+from squeezeprompt.pipeline.stages.soft_prompt import soft_prompt_for
 from squeezeprompt.pipeline.targets import model_size
 
 Measure = Callable[[RunContext], dict[str, Any] | None]
@@ -46,15 +53,27 @@ def _perplexity(ctx: RunContext) -> dict[str, Any] | None:
     cfg = ctx.recipe.evaluate
     if cfg.perplexity is None:
         return None
-    r = perplexity(
-        ctx.model,
-        ctx.tokenizer,
-        ctx.wikipedia.heldout,
-        seq_len=cfg.seq_len,
-        max_tokens=cfg.perplexity_tokens,
-        progress=ctx.progress,
-    )
-    return {"perplexity": r.perplexity, "nll": r.nll, "tokens": r.n_predicted}
+
+    def measure(soft: torch.Tensor | None) -> dict[str, Any]:
+        r = perplexity(
+            ctx.model,
+            ctx.tokenizer,
+            ctx.wikipedia.heldout,
+            seq_len=cfg.seq_len,
+            max_tokens=cfg.perplexity_tokens,
+            soft_prompt=soft,
+            progress=ctx.progress,
+        )
+        return {"perplexity": r.perplexity, "nll": r.nll, "tokens": r.n_predicted}
+
+    # A soft prompt trained against the dense model's next-token distribution is part
+    # of the model from then on; the figure without it shows what it won back.
+    soft = soft_prompt_for(ctx.state, SoftObjective.TEACHER.value)
+    out = measure(soft)
+    if soft is not None:
+        out["soft_tokens"] = soft.shape[0]
+        out["without_soft_prompt"] = measure(None)
+    return out
 
 
 def current_prompt(ctx: RunContext) -> Any:
@@ -77,16 +96,42 @@ def current_prompt(ctx: RunContext) -> Any:
 
 @register_measure("accuracy")
 def _accuracy(ctx: RunContext) -> dict[str, Any] | None:
-    from squeezeprompt.evaluate import accuracy
+    from squeezeprompt.evaluate import default_prompt
 
     cfg = ctx.recipe.evaluate
     if cfg.task is None:
         return None
-    task = ctx.task
-    examples = task.test[: cfg.test_examples]
     prompt = current_prompt(ctx)
+    soft = soft_prompt_for(ctx.state, SoftObjective.LABELS.value)
+    out = task_accuracy(ctx, prompt, soft)
+    if "prompt" in ctx.state:
+        # What each recovery step won on its own, each on the same test examples: the
+        # default prompt, the searched prompt, and (when trained) searched + soft.
+        out["default_prompt"] = task_accuracy(ctx, default_prompt(ctx.task), None)
+        if soft is not None:
+            out["searched_prompt"] = task_accuracy(ctx, prompt, None)
+    return out
+
+
+def task_accuracy(ctx: RunContext, prompt: Any, soft: torch.Tensor | None) -> dict[str, Any]:
+    """Test accuracy of ``prompt`` (+ ``soft``, ``[k, hidden]``) on the evaluate settings' examples.
+
+    Example:
+        >>> task_accuracy(ctx, current_prompt(ctx), None)["accuracy"]  # doctest: +SKIP
+        0.552
+    """
+    from squeezeprompt.evaluate import accuracy
+
+    task = ctx.task
+    examples = task.test[: ctx.recipe.evaluate.test_examples]
     r = accuracy(
-        ctx.model, ctx.tokenizer, prompt, examples, task.label_words, progress=ctx.progress
+        ctx.model,
+        ctx.tokenizer,
+        prompt,
+        examples,
+        task.label_words,
+        soft_prompt=soft,
+        progress=ctx.progress,
     )
     return {
         "accuracy": r.accuracy,
@@ -96,6 +141,7 @@ def _accuracy(ctx: RunContext) -> dict[str, Any] | None:
         "ci_high": r.ci_high,
         "instruction": prompt.instruction,
         "demonstrations": len(prompt.demonstrations),
+        "soft_tokens": 0 if soft is None else soft.shape[0],
     }
 
 

@@ -7,6 +7,11 @@ Derived figures (pure functions of the stage metrics, tested on their own):
   quantize stage``; each later stage's gain over the stage before it is reported as a
   share of that loss (1.0 = the whole gap closed). The same for perplexity, in log space.
 
+Stages that changed the weights also carry a per-layer loss (``metrics.layers``, see
+:mod:`squeezeprompt.pipeline.layer_measure`): ``report.md`` lists each one's worst layers
+(all of them in a folded table), ``plots/layer_loss_<NN-stage>.png`` draws them, and
+``report.json`` keeps every row under ``stages[i].metrics.layers.rows``.
+
 Example:
     >>> rows = report_rows([
     ...     {"stage": "dense", "metrics": {"size": {"bytes": 100, "bits_per_weight": 32.0},
@@ -25,9 +30,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from squeezeprompt.pipeline.store import write_bytes_atomic, write_json_atomic
+from squeezeprompt.analysis import LayerLoss, layer_loss_png, to_markdown, worst
+from squeezeprompt.pipeline.plot_labels import annotate_points
+from squeezeprompt.pipeline.store import stage_dir_name, write_bytes_atomic, write_json_atomic
 
 COMPRESSING = ("prune", "quantize")  # stages that lose accuracy; later ones win it back
+WORST_LAYERS = 10  # per stage, in report.md's visible table
+LAYER_HEADING = "## Where accuracy was lost, layer by layer"
 
 
 def _get(metrics: dict[str, Any], *keys: str) -> Any:
@@ -87,8 +96,8 @@ def report_rows(stage_metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(value: Any, spec: str) -> str:
-    return "–" if value is None else format(value, spec)
+def _fmt(value: Any, spec: str, unit: str = "") -> str:
+    return "–" if value is None else format(value, spec) + unit
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -112,7 +121,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['stage']} | {_fmt(r['bytes'] and r['bytes'] / 1e6, '.2f')} "
             f"| {_fmt(r['bits_per_weight'], '.2f')} | {_fmt(r['perplexity'], '.3f')} | {acc} "
-            f"| {_fmt(r['decode_speedup'], '.2f')}× "
+            f"| {_fmt(r['decode_speedup'], '.2f', '×')} "
             f"| {'–' if share is None else f'{100 * share:.0f}%'} |"
         )
     return "\n".join(lines) + "\n"
@@ -137,11 +146,12 @@ def _plots(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
             [r["accuracy_ci"][1] - y for y, r in zip(ys, have_acc, strict=True)],
         ]
         ax.errorbar(xs, ys, yerr=err, fmt="o", capsize=3)
-        for x, y, r in zip(xs, ys, have_acc, strict=True):
-            ax.annotate(r["stage"], (x, y), textcoords="offset points", xytext=(4, 4))
         ax.set_xlabel("model size (MB)")
         ax.set_ylabel("task accuracy (95% CI)")
         ax.set_title("accuracy against model size")
+        ax.margins(x=0.3)  # room on the right of the last column for its labels
+        fig.tight_layout()  # final axes size first: labels are placed in pixels
+        annotate_points(ax, list(zip(xs, ys, strict=True)), [r["stage"] for r in have_acc])
         written.append(_save(fig, out / "accuracy_vs_size.png"))
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
     for ax, key, title in zip(
@@ -155,6 +165,52 @@ def _plots(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
         ax.tick_params(axis="x", rotation=45)
     written.append(_save(fig, out / "stages.png"))
     return written
+
+
+def layer_sections(
+    stage_metrics: list[dict[str, Any]],
+) -> list[tuple[str, list[LayerLoss], str | None]]:
+    """``(stage label, rows, label of an earlier stage with the same weights or None)``
+    for every stage that carries a per-layer loss.
+
+    Example:
+        >>> layer_sections([{"stage": "dense", "metrics": {}}])
+        []
+    """
+    out: list[tuple[str, list[LayerLoss], str | None]] = []
+    seen: dict[str, str] = {}  # digest -> first stage label with it
+    for i, m in enumerate(stage_metrics):
+        layers = m["metrics"].get("layers")
+        if not layers:
+            continue
+        label = stage_dir_name(m.get("index", i), m["stage"])
+        rows = [LayerLoss.from_dict(r) for r in layers["rows"]]
+        out.append((label, rows, seen.get(layers["digest"])))
+        seen.setdefault(layers["digest"], label)
+    return out
+
+
+def _layer_markdown(sections: list[tuple[str, list[LayerLoss], str | None]]) -> str:
+    if not sections:
+        return ""
+    md = (
+        f"\n{LAYER_HEADING}\n\n"
+        "Each Linear against the dense model, both fed the dense model's inputs to that layer "
+        "on calibration text; error share = the layer's relative output error "
+        "||Y_c - Y_d||² / ||Y_d||² over the sum of all layers'.\n"
+    )
+    for label, rows, same_as in sections:
+        md += f"\n### {label}\n\n"
+        if same_as is not None:
+            md += f"Same Linear weights as {same_as}.\n"
+            continue
+        md += (
+            f"The {min(WORST_LAYERS, len(rows))} layers with the largest error share "
+            f"(plot: plots/layer_loss_{label}.png):\n\n{to_markdown(worst(rows, WORST_LAYERS))}"
+            f"\n<details><summary>all {len(rows)} layers</summary>\n\n{to_markdown(rows)}"
+            "\n</details>\n"
+        )
+    return md
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -185,8 +241,15 @@ def write_report(out: Path, stage_metrics: list[dict[str, Any]], plots: bool = T
     prompts = [m["metrics"].get("accuracy", {}).get("instruction") for m in stage_metrics]
     if prompts and prompts[-1]:
         md += f"\nFinal prompt instruction: {prompts[-1]!r}\n"
+    sections = layer_sections(stage_metrics)
+    md += _layer_markdown(sections)
     write_bytes_atomic(out / "report.md", md.encode())
     paths = [out / "report.json", out / "report.md"]
     if plots and rows:
         paths += _plots(out / "plots", rows)
+        for label, layer_rows, same_as in sections:
+            if same_as is None:
+                path = out / "plots" / f"layer_loss_{label}.png"
+                write_bytes_atomic(path, layer_loss_png(layer_rows, f"per-layer loss: {label}"))
+                paths.append(path)
     return paths

@@ -27,11 +27,13 @@ import torch
 
 from squeezeprompt import checkpoint
 from squeezeprompt.pipeline.context import RunContext
+from squeezeprompt.pipeline.layer_measure import measure_layers
 from squeezeprompt.pipeline.measure import measure_all
 from squeezeprompt.pipeline.recipe import Recipe
 from squeezeprompt.pipeline.report import write_report
 from squeezeprompt.pipeline.schema import to_data
 from squeezeprompt.pipeline.stages.registry import adapter_for
+from squeezeprompt.pipeline.stages.soft_prompt import export_soft_prompt
 from squeezeprompt.pipeline.store import MODEL_DIR, STATE_FILE, RunStore, read_json
 from squeezeprompt.pipeline.validate import load_and_validate
 
@@ -118,6 +120,8 @@ def _run_stages(ctx: RunContext, store: RunStore) -> list[dict[str, Any]]:
         if adapter is None or adapter.changes_model or previous is None:
             seed_everything(recipe.seed * 1000 + i)
             metrics = measure_all(ctx)
+            if adapter is not None:  # the dense baseline has nothing to compare with
+                metrics["layers"] = _layers(ctx, previous, i, names[i])
         else:
             metrics = previous["metrics"]  # same weights, same prompt: same numbers
         record = {
@@ -133,8 +137,11 @@ def _run_stages(ctx: RunContext, store: RunStore) -> list[dict[str, Any]]:
         if adapter is not None and adapter.changes_model and recipe.output.checkpoints:
             model = ctx.model
 
-            def save(path: Path, model: Any = model) -> None:
+            def save(path: Path, model: Any = model, state: dict[str, Any] = ctx.state) -> None:
                 checkpoint.save(model, path)
+                # A trained soft prompt also goes beside the weights as safetensors + JSON,
+                # so it can be used without the run state.
+                export_soft_prompt(state, path.parent)
 
         store.write_stage(i, names[i], record, ctx.state, save)
         previous = record
@@ -145,6 +152,15 @@ def _run_stages(ctx: RunContext, store: RunStore) -> list[dict[str, Any]]:
     write_report(store.root, all_metrics, plots=recipe.output.plots)
     LOG.info("report written to %s", store.root / "report.md")
     return all_metrics
+
+
+def _layers(ctx: RunContext, previous: dict[str, Any] | None, i: int, name: str) -> Any:
+    t0 = time.perf_counter()
+    before = None if previous is None else previous["metrics"].get("layers")
+    layers = measure_layers(ctx, before)
+    how = "same weights as before" if layers is before else f"{len(layers['rows'])} layers"
+    LOG.info("stage %d (%s): per-layer loss (%s) in %.1f s", i, name, how, time.perf_counter() - t0)
+    return layers
 
 
 def _restore(ctx: RunContext, store: RunStore, names: list[str], last: int) -> None:

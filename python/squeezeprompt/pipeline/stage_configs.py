@@ -167,6 +167,9 @@ class QuantizeConfig(StageConfig):
     group_size: int | None = 128  # int4 only; None = one group per row
     symmetric: bool = False  # int4 only: int8 layers are symmetric by construction
     dynamic_activations: bool = False  # W8A8: per-token int8 activations
+    # W8A8 only: SmoothQuant migration strength (0.5 in the paper); None = no smoothing,
+    # so a plain W8A8 recipe needs no calibration and means what it always meant.
+    smoothquant_alpha: float | None = None
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
 
     def __post_init__(self) -> None:
@@ -182,10 +185,17 @@ class QuantizeConfig(StageConfig):
             raise RecipeError("dynamic_activations", "needs bits: 8 (W8A8)")
         if self.dynamic_activations and self.method is not QuantMethod.RTN:
             raise RecipeError("dynamic_activations", f"needs method: rtn, got {self.method.value}")
+        alpha = self.smoothquant_alpha
+        if alpha is not None and not self.dynamic_activations:
+            raise RecipeError(
+                "smoothquant_alpha", "needs dynamic_activations: true (it smooths W8A8 inputs)"
+            )
+        if alpha is not None and not 0.0 <= alpha <= 1.0:
+            raise RecipeError("smoothquant_alpha", f"must lie in [0, 1], got {alpha}")
 
     @property
     def needs_calibration(self) -> bool:
-        return self.method is not QuantMethod.RTN
+        return self.method is not QuantMethod.RTN or self.smoothquant_alpha is not None
 
 
 @dataclass(frozen=True)

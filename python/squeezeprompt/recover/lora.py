@@ -12,9 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from squeezeprompt.nn.base import register_wrapper
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,12 @@ class LoRAConfig:
         return self.alpha / self.rank
 
 
+@register_wrapper
 class LoRALinear(nn.Module):
     """Wraps a frozen linear-like ``base`` with a low-rank adapter (float32 parameters).
+
+    The adapter is never merged into ``base``: checkpoints store both, each in its own
+    format (``squeezeprompt.checkpoint`` rebuilds the wrapper from :meth:`init_kwargs`).
 
     Example:
         >>> layer = LoRALinear(nn.Linear(8, 4), LoRAConfig(rank=2))
@@ -74,6 +81,22 @@ class LoRALinear(nn.Module):
         # product starts at zero but B's gradient does not.
         nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
         self.dropout = nn.Dropout(config.dropout)
+
+    @classmethod
+    def from_init(cls, base: nn.Module, init: dict[str, Any]) -> LoRALinear:
+        """Rebuilds a wrapper around ``base`` from :meth:`init_kwargs` (checkpoint loading).
+
+        Example:
+            >>> w = LoRALinear(nn.Linear(8, 4), LoRAConfig(rank=2))
+            >>> LoRALinear.from_init(nn.Linear(8, 4), w.init_kwargs()).config.rank
+            2
+        """
+        return cls(base, LoRAConfig(**init))
+
+    def init_kwargs(self) -> dict[str, Any]:
+        """The adapter's settings as JSON types."""
+        c = self.config
+        return {"rank": c.rank, "alpha": c.alpha, "dropout": c.dropout}
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.base(x)

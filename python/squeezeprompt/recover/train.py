@@ -54,7 +54,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: grad_clip must be > 0 or None, got {self.grad_clip}")
 
 
-OptimizerFactory = Callable[[list[nn.Parameter], TrainConfig], torch.optim.Optimizer]
+# Factories take torch param groups (``[{"params": [...], "lr": ...}]``) and the config.
+OptimizerFactory = Callable[[list[dict[str, Any]], TrainConfig], torch.optim.Optimizer]
 OPTIMIZERS: dict[OptimizerKind, OptimizerFactory] = {
     OptimizerKind.ADAMW: lambda p, c: torch.optim.AdamW(p, lr=c.lr, weight_decay=c.weight_decay),
     OptimizerKind.SGD: lambda p, c: torch.optim.SGD(p, lr=c.lr, weight_decay=c.weight_decay),
@@ -71,13 +72,37 @@ def _cycle(batches: Iterable[Any]) -> Iterator[Any]:
             raise ValueError("train: batches is empty (or a spent iterator; pass a list)")
 
 
+LrScale = Callable[[str, nn.Parameter], float]
+
+
+def _param_groups(model: nn.Module, lr: float, lr_scale: LrScale | None) -> list[dict[str, Any]]:
+    """Trainable parameters grouped by learning rate (shared parameters listed once)."""
+    groups: dict[float, list[nn.Parameter]] = {}
+    seen: set[int] = set()
+    for name, p in model.named_parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        factor = 1.0 if lr_scale is None else float(lr_scale(name, p))
+        if not factor > 0:
+            raise ValueError(f"train: lr_scale must be > 0, got {factor} for {name}")
+        groups.setdefault(lr * factor, []).append(p)
+    return [{"params": ps, "lr": group_lr} for group_lr, ps in groups.items()]
+
+
 def train(
     model: nn.Module,
     loss_fn: Callable[[nn.Module, Any], Tensor],
     batches: Iterable[Any],
     config: TrainConfig | None = None,
+    lr_scale: LrScale | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> list[float]:
     """Runs ``config.steps`` optimiser steps on the trainable parameters; returns the losses.
+
+    ``lr_scale(name, param)`` multiplies ``config.lr`` per parameter (e.g. smaller steps
+    for quantization scales than for weights); ``after_step()`` runs after every optimiser
+    step (e.g. to project parameters back into their valid range).
 
     Example:
         >>> lin = nn.Linear(2, 1)
@@ -88,10 +113,11 @@ def train(
         True
     """
     config = config or TrainConfig()
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
+    groups = _param_groups(model, config.lr, lr_scale)
+    if not groups:
         raise ValueError("train: the model has no parameters with requires_grad=True")
-    optimizer = OPTIMIZERS[config.optimizer](params, config)
+    params = [p for g in groups for p in g["params"]]
+    optimizer = OPTIMIZERS[config.optimizer](groups, config)
     was_training = model.training
     model.train()
     losses: list[float] = []
@@ -106,6 +132,8 @@ def train(
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
+            if after_step is not None:
+                after_step()
             losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4g}")

@@ -37,7 +37,10 @@ def _fake_quantize_kernel(
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     s = tl.load(s_ptr + g, mask=mask, other=1.0)
     z = grid_zero(tl.load(z_ptr + g, mask=mask, other=0.0), qmin, qmax)
-    q = tl.minimum(tl.maximum(round_half_even(tl.math.div_rn(x, s)) + z, qmin), qmax)
+    # The reference's clamp keeps NaN; GPU min/max drop it unless told otherwise.
+    nan = tl.PropagateNan.ALL
+    q = round_half_even(tl.math.div_rn(x, s)) + z
+    q = tl.minimum(tl.maximum(q, qmin, propagate_nan=nan), qmax, propagate_nan=nan)
     tl.store(y_ptr + offs, ((q - z) * s).to(y_ptr.dtype.element_ty), mask=mask)
 
 

@@ -1,7 +1,10 @@
-"""The prompt stage: search instructions and demonstrations on the dev split.
+"""The prompt stage: search instructions and demonstrations on dev, then a soft prompt.
 
-The chosen prompt is stored in the run state and used by every later evaluation; the
-search itself lives in :mod:`squeezeprompt.prompt`, scoring in :mod:`squeezeprompt.evaluate`.
+The chosen prompt (and the soft prompt, when ``soft_tokens`` > 0) is stored in the run
+state and used by every later evaluation (:mod:`squeezeprompt.pipeline.measure`); the
+search itself lives in :mod:`squeezeprompt.prompt`, scoring in
+:mod:`squeezeprompt.evaluate`, the soft-prompt orchestration in
+:mod:`squeezeprompt.pipeline.stages.soft_prompt`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from squeezeprompt.pipeline.context import RunContext
 from squeezeprompt.pipeline.errors import RecipeError
 from squeezeprompt.pipeline.stage_configs import PromptConfig, StageConfig
 from squeezeprompt.pipeline.stages.registry import register_stage
-from squeezeprompt.prompt import PromptCandidate, SearchConfig, search
+from squeezeprompt.pipeline.stages.soft_prompt import STATE_KEY, train_stage_soft_prompt
+from squeezeprompt.prompt import PromptCandidate, SearchConfig, TaskScorer, search
 
 
 def candidate_prompt(candidate: PromptCandidate, task: Any) -> Any:
@@ -37,27 +41,14 @@ class PromptStage:
     changes_model = True
 
     def check(self, config: PromptConfig, model: nn.Module, earlier: Sequence[StageConfig]) -> None:
-        if config.soft_tokens:
+        if config.soft_tokens and not hasattr(model, "get_input_embeddings"):
             raise RecipeError(
                 "soft_tokens",
-                f"soft prompt tuning has no pipeline adapter yet; use 0, got {config.soft_tokens}",
+                f"a soft prompt needs a model with input embeddings, got {type(model).__name__}",
             )
 
     def run(self, ctx: RunContext, config: PromptConfig) -> dict[str, Any]:
-        from squeezeprompt.evaluate import score_examples
-
         task = ctx.task
-
-        def scorer(candidate: PromptCandidate, examples: Sequence[Any]) -> list[float]:
-            result = score_examples(
-                ctx.model,
-                ctx.tokenizer,
-                candidate_prompt(candidate, task),
-                examples,
-                task.label_words,
-            )
-            return [float(c) for c in result.correct(examples)]
-
         search_config = SearchConfig(
             strategy=config.search,
             max_demos=config.demos,
@@ -65,6 +56,7 @@ class PromptStage:
             dev_size=config.dev_size,
             instructions=config.candidates,
         )
+        scorer = TaskScorer(ctx.model, ctx.tokenizer, task)
         result = search(
             task, scorer, config.budget, random.Random(ctx.recipe.seed), config=search_config
         )
@@ -72,6 +64,10 @@ class PromptStage:
             "instruction": result.best.instruction,
             "demos": list(result.best.demos),
         }
+        ctx.state.pop(STATE_KEY, None)  # a soft prompt from an earlier prompt stage is stale
         summary = result.to_dict()
         summary.pop("history")
+        if config.soft_tokens:
+            prompt = candidate_prompt(result.best, task)
+            summary["soft_prompt"] = train_stage_soft_prompt(ctx, config, prompt)
         return summary

@@ -3,6 +3,9 @@
 A layer pruned earlier keeps its zeros: 2:4 + int4 becomes ``Sparse24Int4Linear``, 2:4 +
 int8 a ``Sparse24Linear`` with int8 values, unstructured zeros are quantized in place
 (both grids represent 0 exactly). The rounding math lives in :mod:`squeezeprompt.quantize`.
+
+RTN and GPTQ work layer by layer; AWQ, and W8A8 with ``smoothquant_alpha``, first fold
+per-channel scales into each block (:mod:`.scaled`), then round every layer to nearest.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from squeezeprompt.calibration import find_blocks
 from squeezeprompt.formats import Int4Weight, Int8Weight
 from squeezeprompt.nn.dynamic import Int8DynamicLinear
 from squeezeprompt.nn.sparse import MaskedLinear, Sparse24Int4Linear, Sparse24Linear
@@ -26,16 +30,24 @@ from squeezeprompt.pipeline.stage_configs import (
     QuantMethod,
     StageConfig,
 )
-from squeezeprompt.pipeline.stages.collect import for_each_target
+from squeezeprompt.pipeline.stages.collect import for_each_target, outside_blocks
 from squeezeprompt.pipeline.stages.registry import register_stage
-from squeezeprompt.pipeline.targets import linear_targets, set_module
+from squeezeprompt.pipeline.stages.scale_groups import llama_groups
+from squeezeprompt.pipeline.stages.scaled import awq_chooser, run_scaled, smoothquant_chooser
+from squeezeprompt.pipeline.targets import dense_weight, linear_targets, set_module
 from squeezeprompt.prune import Pattern, is_semi_24
 from squeezeprompt.quantize.gptq import GPTQConfig, gptq_quantize
 from squeezeprompt.quantize.grid import WeightGrid
 from squeezeprompt.quantize.stats import InputStats
 
 
-def _grid(config: QuantizeConfig) -> WeightGrid:
+def grid_of(config: QuantizeConfig) -> WeightGrid:
+    """The weight grid a quantize stage rounds onto.
+
+    Example:
+        >>> grid_of(QuantizeConfig(group_size=64)).group_size
+        64
+    """
     if config.bits is Bits.INT8:
         return WeightGrid(Bits.INT8, group_size=None, symmetric=True)
     return WeightGrid(Bits.INT4, group_size=config.group_size, symmetric=config.symmetric)
@@ -49,6 +61,15 @@ def _as_linear(weight: Tensor, bias: Tensor | None) -> nn.Linear:
         if bias is not None:
             lin.bias.copy_(bias)
     return lin
+
+
+def _float_linear(module: nn.Linear | MaskedLinear) -> tuple[nn.Linear, Tensor | None]:
+    """A plain Linear computing what ``module`` computes (masked weights zeroed), and its
+    mask (None for a dense layer)."""
+    if isinstance(module, MaskedLinear):
+        bias = None if module.bias is None else module.bias.detach()
+        return _as_linear(dense_weight(module), bias), module.mask.clone()
+    return module, None
 
 
 def _rtn_layer(lin: nn.Linear, mask: Tensor | None, config: QuantizeConfig) -> nn.Module:
@@ -89,7 +110,7 @@ def _gptq(
     lin: nn.Linear, mask: Tensor | None, s: InputStats | None, c: QuantizeConfig
 ) -> nn.Module:
     assert s is not None
-    q = gptq_quantize(lin.weight.detach().float(), s.hessian(), GPTQConfig(grid=_grid(c)))
+    q = gptq_quantize(lin.weight.detach().float(), s.hessian(), GPTQConfig(grid=grid_of(c)))
     if mask is None:
         return _packed_layer(q, lin, c)
     # GPTQ's error feedback refills pruned entries; zero them again and re-pack. The
@@ -109,6 +130,17 @@ def _prior_pattern(earlier: Sequence[StageConfig]) -> Pattern | None:
     return prunes[-1].sparsity.pattern if prunes else None
 
 
+def _check_scaled(config: QuantizeConfig, model: nn.Module) -> None:
+    """AWQ and SmoothQuant fold into Llama-style blocks only; say so before any work."""
+    field = "method" if config.method is QuantMethod.AWQ else "smoothquant_alpha"
+    prefix, modules = find_blocks(model)
+    for i, block in enumerate(modules):
+        try:
+            llama_groups(f"{prefix}.{i}", block)
+        except ValueError as e:
+            raise RecipeError(field, f"cannot fold scales: {e}") from None
+
+
 @register_stage(QuantizeConfig)
 class QuantizeStage:
     changes_model = True
@@ -116,12 +148,6 @@ class QuantizeStage:
     def check(
         self, config: QuantizeConfig, model: nn.Module, earlier: Sequence[StageConfig]
     ) -> None:
-        if config.method not in QUANTIZERS:
-            raise RecipeError(
-                "method",
-                f"{config.method.value} has no pipeline adapter yet; expected one of "
-                f"{[m.value for m in QUANTIZERS]}",
-            )
         pattern = _prior_pattern(earlier)
         if pattern is Pattern.SEMI_24 and config.dynamic_activations:
             raise RecipeError(
@@ -130,6 +156,16 @@ class QuantizeStage:
         targets = linear_targets(model, config.exclude)
         if not targets:
             raise RecipeError("exclude", "leaves no Linear layer to quantize")
+        if config.needs_calibration:
+            outside = outside_blocks(model, list(targets))
+            if outside:
+                raise RecipeError(
+                    "exclude",
+                    f"{outside[0]} lies outside the decoder blocks, which calibration "
+                    f"alone reaches; exclude it or use method: rtn",
+                )
+        if _scaled(config):
+            _check_scaled(config, model)
         for name, module in targets.items():
             k = module.in_features
             if config.bits is Bits.INT4 and config.group_size is not None and k % config.group_size:
@@ -143,21 +179,50 @@ class QuantizeStage:
                 )
 
     def run(self, ctx: RunContext, config: QuantizeConfig) -> dict[str, Any]:
+        summary: dict[str, Any] = {"method": config.method.value, "bits": config.bits.value}
+        if _scaled(config):
+            return summary | _run_scaled(ctx, config)
         fn, needs_stats = QUANTIZERS[config.method]
-        masks: dict[str, Tensor] = {}
-        # Pruned layers go back to plain Linears with zeroed weights for the walk (the
-        # block-wise calibration only sees nn.Linear); their masks are kept aside.
-        for name, module in linear_targets(ctx.model, config.exclude).items():
-            if isinstance(module, MaskedLinear):
-                masks[name] = module.mask.clone()
-                bias = None if module.bias is None else module.bias.detach()
-                set_module(ctx.model, name, _as_linear(module.dequantize(), bias))
         done = 0
 
-        def quantize_one(name: str, module: nn.Linear, stats: InputStats | None) -> None:
+        # Pruned layers arrive as MaskedLinear (calibration hooks them like Linears);
+        # their masks are re-applied to whatever the quantizer produces.
+        def quantize_one(name: str, module: nn.Linear | MaskedLinear, s: InputStats | None) -> None:
             nonlocal done
-            set_module(ctx.model, name, fn(module, masks.get(name), stats, config))
+            lin, mask = _float_linear(module)
+            set_module(ctx.model, name, fn(lin, mask, s, config))
             done += 1
 
         for_each_target(ctx, config.exclude, quantize_one, stats=needs_stats, hessian=needs_stats)
-        return {"layers": done, "method": config.method.value, "bits": config.bits.value}
+        return summary | {"layers": done}
+
+
+def _scaled(config: QuantizeConfig) -> bool:
+    return config.method is QuantMethod.AWQ or config.smoothquant_alpha is not None
+
+
+def _run_scaled(ctx: RunContext, config: QuantizeConfig) -> dict[str, Any]:
+    def quantize(module: nn.Module) -> nn.Module:
+        return _rtn_layer(*_float_linear(module), config)  # type: ignore[arg-type]
+
+    if config.method is QuantMethod.AWQ:
+        done, details = run_scaled(
+            ctx, config.exclude, awq_chooser(grid_of(config)), quantize, hessian=True
+        )
+        n = max(len(details), 1)
+        return {
+            "layers": done,
+            "scale_groups": len(details),
+            "mean_alpha": sum(d["alpha"] for d in details) / n,
+            # Calibration output error of the searched scales over plain RTN's (<= 1).
+            "error_vs_rtn": sum(d["error"] for d in details)
+            / max(sum(d["rtn_error"] for d in details), 1e-30),
+        }
+    assert config.smoothquant_alpha is not None  # _scaled: AWQ or smoothing
+    chooser = smoothquant_chooser(config.smoothquant_alpha)
+    done, details = run_scaled(ctx, config.exclude, chooser, quantize, hessian=False)
+    return {
+        "layers": done,
+        "scale_groups": len(details),
+        "smoothquant_alpha": config.smoothquant_alpha,
+    }
