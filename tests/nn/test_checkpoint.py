@@ -139,6 +139,31 @@ def test_tampered_file_is_refused(tmp_path: Path) -> None:
         checkpoint.load(d, model=TinyLM)
 
 
+@pytest.mark.parametrize("offset", [0, 9, 4000, -7])  # header length, header, data, tail
+def test_a_single_flipped_bit_anywhere_is_refused(tmp_path: Path, offset: int) -> None:
+    d = _saved(tmp_path)
+    w = _weights(d)
+    data = bytearray(w.read_bytes())
+    data[offset] ^= 0x04
+    w.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="modified: sha256"):
+        checkpoint.load(d, model=TinyLM)
+
+
+def test_renamed_or_swapped_weights_files_are_refused(tmp_path: Path) -> None:
+    d = _saved(tmp_path)
+    w = _weights(d)
+    w.rename(w.with_name("weights.safetensors"))  # renamed: the manifest's file is gone
+    with pytest.raises(FileNotFoundError, match="missing"):
+        checkpoint.load(d, model=TinyLM)
+    # Another checkpoint's weights renamed into place: same name, other content.
+    torch.manual_seed(1)
+    other = checkpoint.save(_compressed(), tmp_path / "other")
+    _weights(other).rename(w)
+    with pytest.raises(CheckpointError, match="modified: sha256"):
+        checkpoint.load(d, model=TinyLM)
+
+
 def test_missing_files_are_refused(tmp_path: Path) -> None:
     d = _saved(tmp_path)
     _weights(d).unlink()
