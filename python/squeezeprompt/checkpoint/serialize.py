@@ -183,21 +183,31 @@ def _build_base(manifest: Manifest, model: nn.Module | ModelFactory | None) -> n
     return cls(config)
 
 
+def _recorded_class(kind: str, name: str, class_name: str, registry: dict[str, Any]) -> Any:
+    """The registered class a manifest entry names (``kind``: "layer" or "wrapper")."""
+    cls = registry.get(class_name)
+    if cls is None:
+        raise CheckpointError(
+            f"{kind} {name}: unknown {kind} class {class_name!r}; "
+            f"known: {', '.join(sorted(registry))}"
+        )
+    return cls
+
+
+def _existing_submodule(net: nn.Module, kind: str, name: str) -> nn.Module:
+    try:
+        return net.get_submodule(name)
+    except AttributeError:
+        raise CheckpointError(f"{kind} {name}: the base model has no such module") from None
+
+
 def _wrap(net: nn.Module, wrappers: dict[str, dict[str, Any]]) -> None:
     """Puts each recorded wrapper around the module at its name, outermost first, so the
     layers recorded below it (``name.base``) can then be swapped in."""
     for name in sorted(wrappers, key=lambda n: n.count(".")):
         info = wrappers[name]
-        cls = WRAPPERS.get(info["class"])
-        if cls is None:
-            raise CheckpointError(
-                f"wrapper {name}: unknown wrapper class {info['class']!r}; "
-                f"known: {', '.join(sorted(WRAPPERS))}"
-            )
-        try:
-            inner = net.get_submodule(name)
-        except AttributeError:
-            raise CheckpointError(f"wrapper {name}: the base model has no such module") from None
+        cls = _recorded_class("wrapper", name, info["class"], WRAPPERS)
+        inner = _existing_submodule(net, "wrapper", name)
         try:
             net.set_submodule(name, cls.from_init(inner, info["init"]))  # type: ignore[attr-defined]
         except (TypeError, ValueError) as e:
@@ -237,16 +247,8 @@ def load(
     net = _build_base(manifest, model)
     _wrap(net, manifest.wrappers)
     for name, info in manifest.layers.items():
-        cls = LAYERS.get(info["class"])
-        if cls is None:
-            raise CheckpointError(
-                f"layer {name}: unknown layer class {info['class']!r}; "
-                f"known: {', '.join(sorted(LAYERS))}"
-            )
-        try:
-            net.get_submodule(name)
-        except AttributeError:
-            raise CheckpointError(f"layer {name}: the base model has no such module") from None
+        cls = _recorded_class("layer", name, info["class"], LAYERS)
+        _existing_submodule(net, "layer", name)
         layer = cls(**info["init"])
         if info.get("config") is not None:
             layer.config = config_from_dict(info["config"])
