@@ -15,6 +15,7 @@ class Kind(enum.Enum):
     INT8_WEIGHT_ONLY = "int8_weight_only"
     W8A8 = "w8a8"
     SPARSE24 = "sparse24"
+    SPARSE24_INT4 = "sparse24_int4"
     FAKE_QUANT = "fake_quant"
 
 
@@ -48,7 +49,7 @@ class Case:
     @property
     def name(self) -> str:
         shape = f"m{self.m}_k{self.k}_n{self.n}"
-        if self.kind in (Kind.INT4_WEIGHT_ONLY, Kind.FAKE_QUANT):
+        if self.kind in (Kind.INT4_WEIGHT_ONLY, Kind.SPARSE24_INT4, Kind.FAKE_QUANT):
             shape += f"_g{self.group_size}"
         return f"{self.kind.value}/{shape}/{self.model}"
 
@@ -62,13 +63,14 @@ DESIGN_CASES = (
     *(Case(Kind.INT8_WEIGHT_ONLY, m, _SQUARE, _SQUARE) for m in (1, 8)),
     *(Case(Kind.W8A8, m, _SQUARE, _SQUARE) for m in (1, 8, 128, 512)),
     Case(Kind.SPARSE24, 1, _SQUARE, _SQUARE),
+    Case(Kind.SPARSE24_INT4, 1, _SQUARE, _SQUARE),
     Case(Kind.FAKE_QUANT, _SQUARE, _SQUARE, 1, group_size=_SQUARE),
     Case(Kind.FAKE_QUANT, _SQUARE, _SQUARE, 1, group_size=128),
 )
 
 SMOLLM2_CASES = tuple(
     Case(kind, 1, k, n, group_size=32, model="SmolLM2-135M")
-    for kind in (Kind.INT4_WEIGHT_ONLY, Kind.INT8_WEIGHT_ONLY)
+    for kind in (Kind.INT4_WEIGHT_ONLY, Kind.INT8_WEIGHT_ONLY, Kind.SPARSE24_INT4)
     for k, n in SMOLLM2_SHAPES
 )
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 import squeezeprompt  # noqa: F401  (registers torch.ops.squeezeprompt)
 from bench.cases import Case, Kind
+from squeezeprompt.formats import sparse24_int4_pack
 from squeezeprompt.quantize.rtn import quantize_int4, quantize_int8
 
 OPS = torch.ops.squeezeprompt
@@ -181,6 +182,46 @@ def _sparse24(case: Case) -> Contenders:
         v8.numel() + meta8.numel() + 4 * case.n,
         case.m * case.k * case.n,
         ["dense fp32/bf16 weights use BLAS (masked_linear is at::linear on the masked weight)"],
+    )
+
+
+@register(Kind.SPARSE24_INT4)
+def _sparse24_int4(case: Case) -> Contenders:
+    # The same 2:4-pruned weight as dense int4 (what Sparse24Int4Linear replaced) and as
+    # packed 2:4 floats, so every contender computes the same function.
+    x, xb = _activations(case)
+    w = _prune24(torch.randn(case.n, case.k))
+    g = case.group_size
+    q = quantize_int4(w, g, symmetric=False)
+    p = sparse24_int4_pack(q.qweight, q.scales, q.zeros, g, mask=w != 0)
+    v32, meta = OPS.sparse24_pack(w)
+    vb16, _ = OPS.sparse24_pack(w.bfloat16())
+    args = (p.values, p.meta, p.scales, p.zeros, g, None)
+    ours = {
+        "ours 2:4 int4 fp32": lambda: OPS.sparse24_int4_linear(x, *args),
+        "ours 2:4 int4 bf16": lambda: OPS.sparse24_int4_linear(xb, *args),
+    }
+    base = {
+        "ours dense int4 fp32": lambda: OPS.int4_weight_linear(
+            x, q.qweight, q.scales, q.zeros, g, None
+        ),
+        "ours dense int4 bf16": lambda: OPS.int4_weight_linear(
+            xb, q.qweight, q.scales, q.zeros, g, None
+        ),
+        "ours 2:4 bf16": lambda: OPS.sparse24_linear(xb, vb16, meta, None, None),
+        "ours 2:4 fp32": lambda: OPS.sparse24_linear(x, v32, meta, None, None),
+        "torch bf16 F.linear": lambda: F.linear(xb, w.bfloat16()),
+    }
+    grid = 2 * 4 * q.scales.numel()
+    dense_bytes = q.qweight.numel() + grid
+    sparse_bytes = p.values.numel() + p.meta.numel() + grid
+    return Contenders(
+        ours,
+        base,
+        ("ours 2:4 int4 fp32", "ours dense int4 fp32"),
+        sparse_bytes,
+        case.m * case.k * case.n,
+        [f"weight bytes: 2:4 int4 {sparse_bytes}, dense int4 {dense_bytes}"],
     )
 
 

@@ -40,7 +40,7 @@ def design_goal(case: Case) -> tuple[float, float | None]:
         return {1: (1.5, 0.7), 8: (2.5, None)}.get(case.m, (1.0, None))
     if case.kind is Kind.INT8_WEIGHT_ONLY:
         return {1: (1.2, 0.8), 8: (2.5, None)}.get(case.m, (1.0, None))
-    if case.kind is Kind.SPARSE24:
+    if case.kind in (Kind.SPARSE24, Kind.SPARSE24_INT4):
         return (1.4, None)
     if case.kind is Kind.FAKE_QUANT:
         return (1.5, None)

@@ -153,4 +153,38 @@ inline LinearDims check_int4_weight_inputs(const char* op, const at::Tensor& x,
   return {N, K};
 }
 
+inline int64_t sparse24_meta_cols(int64_t in_features) {
+  return (in_features / kSparseGroup + kSparseGroupsPerMetaByte - 1) / kSparseGroupsPerMetaByte;
+}
+
+// Packed 2:4 + int4: values [N, K / 4] uint8 (the two kept codes of each group of 4
+// columns in one byte), meta [N, ceil(K / 8)], scales/zeros [N, K / G] over the original K.
+inline LinearDims check_sparse24_int4_inputs(const char* op, const at::Tensor& x,
+                                             const at::Tensor& values, const at::Tensor& meta,
+                                             const at::Tensor& scales, const at::Tensor& zeros,
+                                             int64_t group_size,
+                                             const c10::optional<at::Tensor>& bias) {
+  check_dtype(op, "values", values, at::kByte);
+  TORCH_CHECK(values.dim() == 2, op,
+              ": values must be 2-D [out_features, in_features / 4] (the two kept int4 codes of "
+              "each group of 4 columns in one byte), got shape ",
+              values.sizes());
+  const int64_t N = values.size(0), K = values.size(1) * kSparseGroup;
+  check_activation(op, x, K);
+  check_dtype(op, "meta", meta, at::kByte);
+  check_shape(op, "meta", meta, {N, sparse24_meta_cols(K)});
+  TORCH_CHECK(group_size > 0, op, ": group_size must be positive, got ", group_size);
+  TORCH_CHECK(K % group_size == 0, op, ": group_size must divide in_features (in_features=", K,
+              ", group_size=", group_size, ")");
+  const int64_t G = K / group_size;
+  check_float(op, "scales", scales);
+  check_float(op, "zeros", zeros);
+  check_shape(op, "scales", scales, {N, G});
+  check_shape(op, "zeros", zeros, {N, G});
+  check_same_device(op, x,
+                    {{"values", &values}, {"meta", &meta}, {"scales", &scales}, {"zeros", &zeros}});
+  check_bias(op, x, bias, N);
+  return {N, K};
+}
+
 }  // namespace squeezeprompt

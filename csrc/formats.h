@@ -32,4 +32,14 @@ struct Sparse24Meta {
 };
 static_assert(sizeof(Sparse24Meta) == 1, "two 2:4 groups per metadata byte");
 
+// 2:4 + int4: the two kept values of group g (in the order above) are int4 codes in
+// byte g of a values row, slot 0 in the low nibble: values[N, K / 4], one byte per
+// group of 4 columns; meta as above. A kept code in column k dequantizes with the
+// (scale, zero) of group k / group_size over the ORIGINAL K columns, as in Int4Pair.
+struct Sparse24Int4Pair {
+  uint8_t byte;
+  uint8_t code(int slot) const { return slot == 0 ? (byte & 0x0F) : (byte >> 4); }
+};
+static_assert(sizeof(Sparse24Int4Pair) == 1, "one byte holds the two kept codes of a group");
+
 }  // namespace squeezeprompt

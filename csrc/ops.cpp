@@ -31,4 +31,7 @@ TORCH_LIBRARY(squeezeprompt, m) {
   m.def(
       "sparse24_linear(Tensor x, Tensor values, Tensor meta, Tensor? scales, Tensor? bias) -> "
       "Tensor");
+  m.def(
+      "sparse24_int4_linear(Tensor x, Tensor values, Tensor meta, Tensor scales, Tensor zeros, "
+      "int group_size, Tensor? bias) -> Tensor");
 }

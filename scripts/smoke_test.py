@@ -12,6 +12,7 @@ import torch
 
 import squeezeprompt
 from squeezeprompt import ops
+from squeezeprompt.formats import sparse24_int4_pack
 from squeezeprompt.quantize import quantize_int4, quantize_int8
 
 
@@ -24,6 +25,9 @@ def _cases() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     mask = torch.rand(24, 64) > 0.5
     w24 = w * torch.tensor([1.0, 0.0, 0.0, 1.0]).repeat(16)
     values, meta = ops.sparse24_pack(w24)
+    q24 = quantize_int4(w24, group_size=32)
+    p24 = sparse24_int4_pack(q24.qweight, q24.scales, q24.zeros, 32)
+    p24_args = (p24.values, p24.meta, p24.scales, p24.zeros, 32, b)
     scale, zero = torch.rand(3, 2) + 0.05, torch.full((3, 2), 8.0)
     grad = torch.randn_like(x)
     fqb = torch.ops.squeezeprompt.fake_quantize_backward(grad, x, scale, zero, 0, 15, 32)
@@ -60,6 +64,10 @@ def _cases() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         "sparse24_linear": (
             ops.sparse24_linear(x, values, meta, None, b),
             ops.sparse24_linear_ref(x, values, meta, None, b),
+        ),
+        "sparse24_int4_linear": (
+            ops.sparse24_int4_linear(x, *p24_args),
+            ops.sparse24_int4_linear_ref(x, *p24_args),
         ),
     }
 

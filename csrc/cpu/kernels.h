@@ -45,6 +45,15 @@ struct Kernels {
   // Its backward: grad_x, and the group's sums for d/dscale and d/dzero.
   void (*fake_quant_group_backward)(const float* x, const float* g, float* gx, int64_t n, float s,
                                     float z, float lo, float hi, float* sum_s, float* sum_z);
+  // 2:4 + int4 rows (layout in formats.h): out[m*N + n] = sum over the kept (code, column k)
+  // of (code - zeros[n, k / group]) * scales[n, k / group] * x[m*K + k], n in [n0, n1).
+  void (*sparse24_int4_rows)(const float* x, int64_t M, int64_t K, const uint8_t* values,
+                             const uint8_t* meta, const float* scales, const float* zeros,
+                             int64_t group_size, int64_t n0, int64_t n1, int64_t N, float* out);
+  // w[n*K + k] = the dense dequantized weight (pruned columns exactly 0), rows [n0, n1).
+  void (*sparse24_int4_dequant_rows)(const uint8_t* values, const uint8_t* meta,
+                                     const float* scales, const float* zeros, int64_t K,
+                                     int64_t group_size, int64_t n0, int64_t n1, float* w);
 };
 
 const Kernels& kernels_scalar();

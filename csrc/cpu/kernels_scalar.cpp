@@ -68,9 +68,17 @@ void fake_quant_group_backward(const float* x, const float* g, float* gx, int64_
 }
 
 const Kernels kScalar = {
-    &int8_weight_rows,  &int4_weight_rows,   &int8_dequant_rows,
-    &int4_dequant_rows, &int8_dot_rows,      &scalar::quantize_row_int8,
-    &sparse24_rows,     &scalar::fake_quant, &fake_quant_group_backward,
+    &int8_weight_rows,
+    &int4_weight_rows,
+    &int8_dequant_rows,
+    &int4_dequant_rows,
+    &int8_dot_rows,
+    &scalar::quantize_row_int8,
+    &sparse24_rows,
+    &scalar::fake_quant,
+    &fake_quant_group_backward,
+    &scalar::sparse24_int4_rows,
+    &scalar::sparse24_int4_dequant_rows,
 };
 
 }  // namespace

@@ -427,6 +427,113 @@ void sparse24_rows(const float* x, int64_t M, int64_t K, const void* values, Val
   }
 }
 
+// ---------------------------------------------------------------- 2:4 + int4
+
+// Gathering with in-lane permutes: each 128-bit lane of an 8-column x window is one
+// group of 4 columns, so vpermilps (cheaper than the cross-lane vpermps of
+// sparse24_tile) moves a group's two kept activations into place. It reads only the
+// low 2 bits of each control lane, so the control is the step's 16 metadata bits
+// shifted per lane (vpsrlvd), with no table: lanes {0, 1, 4, 5} take the indices of
+// groups 0 and 1 (for x[0:8]), lanes {2, 3, 6, 7} those of groups 2 and 3 (for
+// x[8:16]), and blend(permute(x[0:8]), permute(x[8:16]), 0xCC) holds the kept x of
+// groups 0, 2, 1, 3 in that order; the codes are decoded in that order to match.
+inline __m256i sparse24_int4_shifts(int first_bit) {
+  return _mm256_add_epi32(_mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14),
+                          _mm256_set1_epi32(first_bit));
+}
+
+// Byte offsets (within a broadcast) of the codes of one step's 4 groups, in the
+// gathered order 0, 2, 1, 3; even lanes keep the low nibble, odd lanes the high one,
+// as in Int4Decoder. `first` is the step's first byte: 0 or 4 of an 8-byte broadcast.
+inline __m256i sparse24_int4_shuffle(int first) {
+  const char a = static_cast<char>(first), b = static_cast<char>(first + 1),
+             c = static_cast<char>(first + 2), d = static_cast<char>(first + 3);
+  return _mm256_setr_epi8(a, -1, -1, -1, a, -1, -1, -1, c, -1, -1, -1, c, -1, -1, -1,  //
+                          b, -1, -1, -1, b, -1, -1, -1, d, -1, -1, -1, d, -1, -1, -1);
+}
+
+// One 16-column step (4 groups: 8 kept codes in 4 bytes) into acc. w holds the step's
+// 8 dequantized weights, (raw - zero) * scale as in int4_tile: a sub then a mul, so a
+// code equal to its zero is an exact 0; ctrl its permute control.
+template <int MR>
+inline void sparse24_int4_step(const float* x, int64_t K, __m256i ctrl, __m256 w, int64_t k,
+                               int64_t m0, __m256* acc) {
+  for (int m = 0; m < MR; ++m) {
+    const float* xk = x + (m0 + m) * K + k;
+    const __m256 lo = _mm256_permutevar_ps(_mm256_loadu_ps(xk), ctrl);
+    const __m256 hi = _mm256_permutevar_ps(_mm256_loadu_ps(xk + 8), ctrl);
+    acc[m] = _mm256_fmadd_ps(w, _mm256_blend_ps(lo, hi, 0xCC), acc[m]);
+  }
+}
+
+// group_size % 16 == 0 (so K % 16 == 0 too): a step never straddles two groups and
+// there is no column tail. Two accumulators per row, alternating steps, so the FMA
+// chain does not wait on its own latency at M = 1.
+template <int MR>
+void sparse24_int4_tile(const Int4Decoder& dec, const float* x, int64_t K, const uint8_t* vr,
+                        const uint8_t* mr, const float* sr, const float* zr, int64_t group_size,
+                        int64_t n, int64_t N, int64_t m0, float* out) {
+  const __m256i shuffle0 = sparse24_int4_shuffle(0), shuffle1 = sparse24_int4_shuffle(4);
+  const __m256i shifts0 = sparse24_int4_shifts(0), shifts1 = sparse24_int4_shifts(16);
+  const int64_t G = K / group_size;
+  __m256 a0[MR], a1[MR];
+  for (int m = 0; m < MR; ++m) a0[m] = a1[m] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < G; ++g) {
+    const __m256 s = _mm256_mul_ps(_mm256_set1_ps(sr[g]), dec.lane_scale);
+    const __m256 zl = _mm256_mul_ps(_mm256_set1_ps(zr[g]), dec.lane_zero);
+    const int64_t end = (g + 1) * group_size;
+    int64_t k = g * group_size;
+    for (; k + 32 <= end; k += 32) {  // 8 code bytes and 4 metadata bytes at once
+      const __m256i b = Int4Decoder::broadcast8(vr + k / kSparseGroup);
+      int32_t meta4;
+      std::memcpy(&meta4, mr + k / 8, sizeof(meta4));
+      const __m256i mv = _mm256_set1_epi32(meta4);
+      const __m256 w0 = _mm256_mul_ps(_mm256_sub_ps(dec.from(b, shuffle0), zl), s);
+      const __m256 w1 = _mm256_mul_ps(_mm256_sub_ps(dec.from(b, shuffle1), zl), s);
+      sparse24_int4_step<MR>(x, K, _mm256_srlv_epi32(mv, shifts0), w0, k, m0, a0);
+      sparse24_int4_step<MR>(x, K, _mm256_srlv_epi32(mv, shifts1), w1, k + 16, m0, a1);
+    }
+    if (k < end) {  // a lone step: read only its own 4 code and 2 metadata bytes
+      int32_t four;
+      uint16_t meta2;
+      std::memcpy(&four, vr + k / kSparseGroup, sizeof(four));
+      std::memcpy(&meta2, mr + k / 8, sizeof(meta2));
+      const __m256 w =
+          _mm256_mul_ps(_mm256_sub_ps(dec.from(_mm256_set1_epi32(four), shuffle0), zl), s);
+      const __m256i ctrl = _mm256_srlv_epi32(_mm256_set1_epi32(meta2), shifts0);
+      sparse24_int4_step<MR>(x, K, ctrl, w, k, m0, a0);
+    }
+  }
+  for (int m = 0; m < MR; ++m) out[(m0 + m) * N + n] = hsum(_mm256_add_ps(a0[m], a1[m]));
+}
+
+void sparse24_int4_rows(const float* x, int64_t M, int64_t K, const uint8_t* values,
+                        const uint8_t* meta, const float* scales, const float* zeros,
+                        int64_t group_size, int64_t n0, int64_t n1, int64_t N, float* out) {
+  if (group_size % 16 != 0) {  // a 16-column step would span two groups
+    kernels_scalar().sparse24_int4_rows(x, M, K, values, meta, scales, zeros, group_size, n0, n1, N,
+                                        out);
+    return;
+  }
+  const Int4Decoder dec;
+  const int64_t G = K / group_size, mb = scalar::sparse24_meta_bytes(K);
+  for (int64_t n = n0; n < n1; ++n)
+    over_rows(M, [&](auto mr, int64_t m0) {
+      sparse24_int4_tile<decltype(mr)::value>(dec, x, K, values + n * (K / kSparseGroup),
+                                              meta + n * mb, scales + n * G, zeros + n * G,
+                                              group_size, n, N, m0, out);
+    });
+}
+
+// The BLAS path's scatter runs once per call, not per activation row: the portable
+// code is not what limits it.
+void sparse24_int4_dequant_rows(const uint8_t* values, const uint8_t* meta, const float* scales,
+                                const float* zeros, int64_t K, int64_t group_size, int64_t n0,
+                                int64_t n1, float* w) {
+  kernels_scalar().sparse24_int4_dequant_rows(values, meta, scales, zeros, K, group_size, n0, n1,
+                                              w);
+}
+
 // ---------------------------------------------------------------- fake quantization
 
 constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
@@ -477,6 +584,7 @@ const Kernels kTable = {
     &int8_weight_rows,  &int4_weight_rows, &int8_dequant_rows,
     &int4_dequant_rows, &int8_dot_rows,    &quantize_row_int8,
     &sparse24_rows,     &fake_quant_group, &fake_quant_group_backward,
+    &sparse24_int4_rows, &sparse24_int4_dequant_rows,
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "formats.h"
 #include "kernels.h"
@@ -158,6 +159,63 @@ void sparse24_rows_range(const float* x, int64_t M, int64_t K, const void* value
     case ValueType::kInt8:
       return sparse24_rows_typed(x, M, K, static_cast<const int8_t*>(values), meta, scales, n0, n1,
                                  N, out);
+  }
+}
+
+// One 2:4 + int4 row as its kept weights and their columns (K / 2 each): every kept code
+// dequantized once as (code - zero) * scale, a sub then a mul like the reference, so a
+// code equal to its zero is an exact 0.
+void sparse24_int4_decode_row(const uint8_t* vr, const uint8_t* mr, const float* sr,
+                              const float* zr, int64_t K, int64_t group_size, float* w,
+                              int32_t* cols) {
+  for (int64_t g = 0; g < K / kSparseGroup; ++g) {
+    const Sparse24Meta byte{mr[g / kSparseGroupsPerMetaByte]};
+    const Sparse24Int4Pair pair{vr[g]};
+    const int half = static_cast<int>(g % kSparseGroupsPerMetaByte);
+    for (int slot = 0; slot < kSparseKept; ++slot) {
+      const int64_t k = g * kSparseGroup + byte.index(half, slot);
+      const int64_t q = k / group_size;
+      w[g * kSparseKept + slot] = (static_cast<float>(pair.code(slot)) - zr[q]) * sr[q];
+      cols[g * kSparseKept + slot] = static_cast<int32_t>(k);
+    }
+  }
+}
+
+void sparse24_int4_rows(const float* x, int64_t M, int64_t K, const uint8_t* values,
+                        const uint8_t* meta, const float* scales, const float* zeros,
+                        int64_t group_size, int64_t n0, int64_t n1, int64_t N, float* out) {
+  const int64_t kept = K / 2, mb = sparse24_meta_bytes(K), G = K / group_size;
+  // Raw arrays, not std::vector: its shared template code could be the copy compiled
+  // with AVX flags (see the top of this file).
+  std::unique_ptr<float[]> w(new float[kept]);
+  std::unique_ptr<int32_t[]> cols(new int32_t[kept]);
+  for (int64_t n = n0; n < n1; ++n) {
+    sparse24_int4_decode_row(values + n * (K / kSparseGroup), meta + n * mb, scales + n * G,
+                             zeros + n * G, K, group_size, w.get(), cols.get());
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xr = x + m * K;
+      float s0 = 0.f, s1 = 0.f;  // two chains, as sparse24_dot's two products per group
+      for (int64_t i = 0; i < kept; i += 2) {
+        s0 += w[i] * xr[cols[i]];
+        s1 += w[i + 1] * xr[cols[i + 1]];
+      }
+      out[m * N + n] = s0 + s1;
+    }
+  }
+}
+
+void sparse24_int4_dequant_rows(const uint8_t* values, const uint8_t* meta, const float* scales,
+                                const float* zeros, int64_t K, int64_t group_size, int64_t n0,
+                                int64_t n1, float* w) {
+  const int64_t kept = K / 2, mb = sparse24_meta_bytes(K), G = K / group_size;
+  std::unique_ptr<float[]> v(new float[kept]);
+  std::unique_ptr<int32_t[]> cols(new int32_t[kept]);
+  for (int64_t n = n0; n < n1; ++n) {
+    sparse24_int4_decode_row(values + n * (K / kSparseGroup), meta + n * mb, scales + n * G,
+                             zeros + n * G, K, group_size, v.get(), cols.get());
+    float* row = w + n * K;
+    std::fill(row, row + K, 0.f);
+    for (int64_t i = 0; i < kept; ++i) row[cols[i]] = v[i];
   }
 }
 

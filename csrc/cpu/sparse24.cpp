@@ -10,6 +10,7 @@
 #include "common.h"
 #include "formats.h"
 #include "kernels.h"
+#include "sparse24_common.h"
 
 namespace squeezeprompt {
 namespace {
@@ -32,6 +33,8 @@ void unpack_row(const T* values, const uint8_t* meta, int64_t K, float scale, fl
     }
   }
 }
+
+}  // namespace
 
 // F.linear multiplies every column, the pruned ones by an exact 0, so a NaN or Inf
 // activation in a pruned column makes that output NaN; the streaming kernels read
@@ -60,8 +63,6 @@ void poison_pruned_non_finite(const float* x, int64_t M, int64_t K, const uint8_
     }
   }
 }
-
-}  // namespace
 
 std::tuple<at::Tensor, at::Tensor> sparse24_pack_cpu(const at::Tensor& weight) {
   constexpr const char* op = "sparse24_pack";

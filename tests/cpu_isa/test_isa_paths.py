@@ -20,6 +20,7 @@ from squeezeprompt.ops import (
     int4_weight_linear_ref,
     int8_dynamic_linear_ref,
     int8_weight_linear_ref,
+    sparse24_int4_linear_ref,
     sparse24_linear_ref,
 )
 
@@ -129,6 +130,28 @@ def test_sparse24_linear(isa, m, vdtype, k, n):
     got = OPS.sparse24_linear(x, values, meta, scales, None)
     want = sparse24_linear_ref(x, values, meta, scales)
     _check_close(got, want, _bound(x, sparse24_unpack(values, meta, scales).float(), x.dtype))
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("m", ROWS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k,n,group", [(96, 37, 32), (208, 70, 16), (60, 5, 12), (576, 9, 64)])
+def test_sparse24_int4_linear(isa, m, dtype, k, n, group):
+    from squeezeprompt.formats import sparse24_int4_unpack
+
+    idx = torch.rand(n, k // 4, 4).argsort(-1)[..., :2].sort(-1).values
+    nibble = (idx[..., 0] | (idx[..., 1] << 2)).to(torch.uint8)
+    if nibble.shape[1] % 2:
+        nibble = torch.nn.functional.pad(nibble, (0, 1))
+    meta = nibble[:, 0::2] | (nibble[:, 1::2] << 4)
+    values = torch.randint(0, 256, (n, k // 4), dtype=torch.uint8)
+    s = torch.rand(n, k // group) + 0.01
+    z = torch.rand(n, k // group) * 15
+    x = torch.randn(2, m, k).to(dtype)
+    got = OPS.sparse24_int4_linear(x, values, meta, s, z, group, None)
+    want = sparse24_int4_linear_ref(x, values, meta, s, z, group)
+    w = sparse24_int4_unpack(values, meta, s, z, group)
+    _check_close(got, want, _bound(x, w, dtype))
 
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)

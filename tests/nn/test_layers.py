@@ -148,7 +148,7 @@ def test_sparse24_int4_keeps_the_pattern_exactly() -> None:
     layer = Sparse24Int4Linear.from_linear(_linear(), group_size=64)
     w = layer.dequantize()
     assert is_24_mask(w != 0)
-    assert "no packed 2:4-int4 kernel" in repr(layer)
+    assert "sparsity=2:4" in repr(layer)
 
 
 def test_masked_linear_gives_masked_weights_no_gradient() -> None:

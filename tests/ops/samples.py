@@ -275,3 +275,40 @@ def assert_fake_matches_real(op: Callable[..., object], args: tuple) -> None:
         >>> assert_fake_matches_real(torch.ops.squeezeprompt.sparse24_pack, (torch.zeros(2, 8),))
     """
     torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
+
+
+@dataclass(frozen=True)
+class Sparse24Int4Sample:
+    values: Tensor
+    meta: Tensor
+    scales: Tensor
+    zeros: Tensor
+    group_size: int
+
+
+def sparse24_int4_weight(
+    n: int, k: int, group_size: int, integer_zeros: bool = False, gen: torch.Generator | None = None
+) -> Sparse24Int4Sample:
+    """Random packed 2:4 + int4 operands: any two kept columns per group, any codes.
+
+    Non-integer zeros (the default) are legal for the op and catch a kernel that rounds
+    them; ``integer_zeros`` gives what RTN gives, where code == zero is an exact 0.
+
+    Example:
+        >>> p = sparse24_int4_weight(4, 32, 16)
+        >>> p.values.shape, p.meta.shape, p.scales.shape
+        (torch.Size([4, 8]), torch.Size([4, 4]), torch.Size([4, 2]))
+    """
+    groups = k // 4
+    idx = torch.rand(n, groups, 4, generator=gen).argsort(-1)[..., :2].sort(-1).values
+    nibble = (idx[..., 0] | (idx[..., 1] << 2)).to(torch.uint8)
+    if groups % 2:
+        nibble = torch.nn.functional.pad(nibble, (0, 1))
+    meta = nibble[:, 0::2] | (nibble[:, 1::2] << 4)
+    values = torch.randint(0, 256, (n, groups), dtype=torch.uint8, generator=gen)
+    g = k // group_size
+    scales = torch.rand(n, g, generator=gen) * 0.05 + 0.005
+    zeros = torch.rand(n, g, generator=gen) * 15.0
+    if integer_zeros:
+        zeros = zeros.round()
+    return Sparse24Int4Sample(values, meta, scales, zeros, group_size)

@@ -33,7 +33,7 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from squeezeprompt.formats import dequantize_int4, pack_int4, sparse24_unpack
+from squeezeprompt.formats import dequantize_int4, pack_int4, sparse24_int4_unpack, sparse24_unpack
 from squeezeprompt.ops import (
     fake_quantize_backward_ref,
     fake_quantize_ref,
@@ -41,6 +41,7 @@ from squeezeprompt.ops import (
     int8_dynamic_linear_ref,
     int8_weight_linear_ref,
     masked_linear_ref,
+    sparse24_int4_linear_ref,
     sparse24_linear_ref,
     sparse24_pack,
 )
@@ -53,6 +54,7 @@ from .extremes import (
     make_extreme_x,
     x_specs,
 )
+from .samples import sparse24_int4_weight
 
 OPS = torch.ops.squeezeprompt
 ISAS = tuple(OPS._cpu_isas_available())
@@ -330,6 +332,31 @@ def test_sparse24_linear_extremes(case, n: int, with_bias: bool) -> None:
     for isa in each_isa():
         got = OPS.sparse24_linear(x, values, meta, scales, bias)
         assert_matches_expected(got, exp, f"sparse24 {values_dtype} {isa}")
+
+
+@st.composite
+def sparse24_int4_cases(draw):
+    group_size = draw(st.sampled_from((4, 8, 12, 16, 32)))
+    spec = draw(x_specs(group_size * draw(st.integers(1, 4))))
+    return spec, group_size, draw(st.booleans())
+
+
+@given(case=sparse24_int4_cases(), n=NS, with_bias=st.booleans())
+# Inf in a pruned column (F.linear: 0 * Inf = NaN); max where code == zero (exact 0).
+@example(case=(_spec(32, ("inf", 0, 5), ("nan", 1, 18)), 16, True), n=7, with_bias=False)
+@example(case=(_spec(64, ("max", 0, 0), ("-inf", 2, 40)), 32, True), n=5, with_bias=True)
+def test_sparse24_int4_linear_extremes(case, n: int, with_bias: bool) -> None:
+    spec, group_size, integer_zeros = case
+    x = make_extreme_x(spec)
+    p = sparse24_int4_weight(n, spec.k, group_size, integer_zeros, gen=_gen(spec))
+    args = (p.values, p.meta, p.scales, p.zeros, group_size)
+    bias = _bias(with_bias, n, spec)
+    w = sparse24_int4_unpack(*args)
+    exp = expected_linear(x, w, bias)
+    assert_matches_expected(sparse24_int4_linear_ref(x, *args, bias), exp, "ref")
+    for isa in each_isa():
+        got = OPS.sparse24_int4_linear(x, *args, bias)
+        assert_matches_expected(got, exp, f"sparse24_int4 g{group_size} {isa}")
 
 
 @pytest.mark.parametrize("isa", ISAS)

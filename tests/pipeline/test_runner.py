@@ -34,8 +34,9 @@ def test_run_writes_every_stage_and_the_report(reference_run: tuple[Path, list])
         "stages.png",
     ]
     by_stage = {m["stage"]: m for m in metrics}
-    # 2:4 + int4 g32 is stored as dense int4: 4 bits + fp32 scale and zero per 32 weights.
-    assert by_stage["quantize"]["metrics"]["size"]["bits_per_weight"] == pytest.approx(6.0)
+    # Packed 2:4 + int4 g32: half the weights kept at 4 bits (2), 2:4 indices (1), and an
+    # fp32 scale and zero per 32 columns (2).
+    assert by_stage["quantize"]["metrics"]["size"]["bits_per_weight"] == pytest.approx(5.0)
     assert by_stage["prune"]["summary"]["sparsity"] == pytest.approx(0.5)
     assert by_stage["dense"]["metrics"]["size"]["bits_per_weight"] == 32.0
     assert (

@@ -30,7 +30,7 @@ class SparseValues(Enum):
 
     FLOAT = "float"  # packed 2:4, float values
     INT8 = "int8"  # packed 2:4, int8 values with per-channel scales
-    INT4 = "int4"  # 2:4 pattern held in a dense int4 layer (no packed 2:4-int4 op yet)
+    INT4 = "int4"  # packed 2:4 with group-wise int4 codes (Sparse24Int4Linear)
 
 
 CONFIGS: dict[str, type[TransformConfig]] = {}

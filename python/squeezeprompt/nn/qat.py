@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from squeezeprompt.formats import pack_int4
+from squeezeprompt.formats import Int4Weight, pack_int4
 from squeezeprompt.nn.base import QuantizedLinearBase, register_layer
 from squeezeprompt.nn.masks import is_24_mask
 from squeezeprompt.nn.sparse import Sparse24Int4Linear
@@ -251,17 +251,12 @@ class FakeQuantLinear(QuantizedLinearBase):
             out.qweight.copy_(q.to(torch.int8))
             out.scales.copy_(s[:, 0])
         else:
-            semi = self.mask is not None and is_24_mask(self.mask)
-            out = (Sparse24Int4Linear if semi else Int4WeightOnlyLinear)(
-                self.in_features,
-                self.out_features,
-                bias is not None,
-                group_size=self.group_size,
-                symmetric=self.symmetric,
-            )
-            out.qweight.copy_(pack_int4(q.to(torch.uint8)))
-            out.scales.copy_(s)
-            out.zeros.copy_(z)
+            q4 = Int4Weight(pack_int4(q.to(torch.uint8)), s, z, self.group_size)
+            if self.mask is not None and is_24_mask(self.mask):
+                # Packed 2:4: the mask's unkept weights are the exact zeros.
+                out = Sparse24Int4Linear.from_int4(q4, bias, self.symmetric, mask=self.mask)
+            else:
+                out = Int4WeightOnlyLinear.from_int4(q4, bias, symmetric=self.symmetric)
         if bias is not None:
             out.bias.data = bias.detach().float().clone()
         return out.to(self.weight.device)

@@ -1,4 +1,4 @@
-"""Sparse linears: masked (training), packed 2:4 (inference), and 2:4 + int4.
+"""Sparse linears: masked (training), packed 2:4 (inference), and packed 2:4 + int4.
 
 Example:
     >>> lin = torch.nn.Linear(64, 16)
@@ -14,11 +14,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from squeezeprompt.formats import sparse24_unpack
+from squeezeprompt.formats import (
+    Int4Weight,
+    sparse24_int4_pack,
+    sparse24_int4_unpack,
+    sparse24_unpack,
+)
 from squeezeprompt.nn.base import QuantizedLinearBase, register_layer
 from squeezeprompt.nn.masks import is_24_mask, magnitude_mask_24
 from squeezeprompt.nn.weight_only import Int4WeightOnlyLinear
-from squeezeprompt.ops import masked_linear, sparse24_linear, sparse24_pack
+from squeezeprompt.ops import masked_linear, sparse24_int4_linear, sparse24_linear, sparse24_pack
 from squeezeprompt.quantize.rtn import quantize_int4, quantize_int8
 
 
@@ -151,17 +156,47 @@ class Sparse24Linear(QuantizedLinearBase):
 
 @register_layer
 class Sparse24Int4Linear(Int4WeightOnlyLinear):
-    """2:4-pruned weight stored as **dense** group-wise int4.
+    """2:4 weight whose kept values are group-wise int4 codes, stored packed.
 
-    No packed 2:4-int4 op exists yet, so this runs the dense int4 kernel on a weight
-    whose pruned entries are exact zeros (the int4 grids here represent 0 exactly):
-    the accuracy is that of 2:4 + int4, but bytes and speed are those of dense int4.
+    Buffers: ``values[N, K/4]`` uint8 (the two kept codes of each group of 4 columns),
+    the 2:4 ``meta``, and the int4 grid ``scales``/``zeros`` ``[N, K/group_size]`` over
+    the original columns (layout in ``squeezeprompt.formats``); ``forward`` runs
+    ``sparse24_int4_linear``. It is an :class:`Int4WeightOnlyLinear` in what it computes
+    and in its grid (``group_size``, ``symmetric``, ``scales``, ``zeros``), so QAT and
+    the config bookkeeping treat both alike; it has no dense ``qweight``.
 
     Example:
         >>> s = Sparse24Int4Linear.from_linear(torch.nn.Linear(64, 8), group_size=32)
-        >>> (s.dequantize() != 0).float().mean().item() <= 0.5
-        True
+        >>> s.values.shape, (s.dequantize() != 0).float().mean().item() <= 0.5
+        (torch.Size([8, 16]), True)
     """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        group_size: int = 128,
+        symmetric: bool = False,
+    ) -> None:
+        # The parent's grid and checks, but not its dense codes: skip its __init__.
+        QuantizedLinearBase.__init__(self, in_features, out_features, bias)
+        if group_size <= 0 or in_features % group_size or in_features % 4:
+            raise ValueError(
+                f"Sparse24Int4Linear: group_size must divide in_features and in_features "
+                f"must be a multiple of 4 (in_features={in_features}, group_size={group_size})"
+            )
+        self.group_size = group_size
+        self.symmetric = symmetric
+        groups = in_features // group_size
+        # Codes 8 under zero points 8: an empty layer computes a zero weight.
+        self.register_buffer(
+            "values", torch.full((out_features, in_features // 4), 0x88, dtype=torch.uint8)
+        )
+        meta_cols = (in_features // 4 + 1) // 2
+        self.register_buffer("meta", torch.zeros(out_features, meta_cols, dtype=torch.uint8))
+        self.register_buffer("scales", torch.ones(out_features, groups))
+        self.register_buffer("zeros", torch.full((out_features, groups), 8.0))
 
     @classmethod
     def from_linear(  # type: ignore[override]
@@ -171,12 +206,56 @@ class Sparse24Int4Linear(Int4WeightOnlyLinear):
         symmetric: bool = False,
         mask: Tensor | None = None,
     ) -> Sparse24Int4Linear:
+        """Prunes ``linear.weight`` to 2:4 (``mask``, else its own zeros if 2:4, else by
+        magnitude), quantizes it round-to-nearest and packs the kept codes."""
         w = linear.weight.detach()
-        pruned = w * _mask_24(w, mask)
-        q = quantize_int4(pruned, group_size=group_size, symmetric=symmetric)
-        layer = cls.from_int4(q, linear.bias, symmetric=symmetric)
-        assert isinstance(layer, Sparse24Int4Linear)
-        return layer
+        keep = _mask_24(w, mask)
+        q = quantize_int4(w * keep, group_size=group_size, symmetric=symmetric)
+        return cls.from_int4(q, linear.bias, symmetric=symmetric, mask=keep)
+
+    @classmethod
+    def from_int4(  # type: ignore[override]
+        cls,
+        q: Int4Weight,
+        bias: Tensor | None = None,
+        symmetric: bool = False,
+        mask: Tensor | None = None,
+    ) -> Sparse24Int4Linear:
+        """Packs an int4 weight whose pattern is 2:4 (GPTQ, AWQ, QAT after pruning).
+
+        ``mask`` names the kept weights (the rest become exact zeros); without one the
+        nonzeros of ``q.dequantize()`` are kept. Raises if the pattern is not 2:4.
+
+        Example:
+            >>> w = torch.randn(8, 64) * torch.tensor([1.0, 0.0, 0.0, 1.0]).repeat(16)
+            >>> q = quantize_int4(w, group_size=32)
+            >>> torch.equal(Sparse24Int4Linear.from_int4(q).dequantize(), q.dequantize())
+            True
+        """
+        p = sparse24_int4_pack(q.qweight, q.scales, q.zeros, q.group_size, mask)
+        n, k = p.shape
+        layer = cls(k, n, bias is not None, group_size=q.group_size, symmetric=symmetric)
+        layer.values.copy_(p.values)
+        layer.meta.copy_(p.meta)
+        layer.scales.copy_(p.scales)
+        layer.zeros.copy_(p.zeros)
+        if bias is not None:
+            assert layer.bias is not None
+            layer.bias.data = bias.detach().float().clone()
+        return layer.to(q.qweight.device)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return sparse24_int4_linear(
+            x, self.values, self.meta, self.scales, self.zeros, self.group_size, self.bias
+        )
+
+    def dequantize(self) -> Tensor:
+        return sparse24_int4_unpack(
+            self.values, self.meta, self.scales, self.zeros, self.group_size
+        )
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, sparsity=2:4 (stored dense: no packed 2:4-int4 kernel)"
+        return (
+            f"{self._repr_common()}, sparsity=2:4, bits=4, group_size={self.group_size}, "
+            f"symmetric={self.symmetric}, {self._repr_bytes()}"
+        )

@@ -22,6 +22,7 @@ from squeezeprompt.ops.sparse import (
     sparse24_pack,
     sparse24_pack_ref,
 )
+from squeezeprompt.ops.sparse24_int4 import sparse24_int4_linear, sparse24_int4_linear_ref
 from squeezeprompt.ops.weight_only import (
     int4_weight_linear,
     int4_weight_linear_ref,
@@ -47,6 +48,7 @@ OP_NAMES = (
     "masked_linear",
     "sparse24_pack",
     "sparse24_linear",
+    "sparse24_int4_linear",
 )
 
 __all__ = [
@@ -62,6 +64,8 @@ __all__ = [
     "int8_weight_linear_ref",
     "masked_linear",
     "masked_linear_ref",
+    "sparse24_int4_linear",
+    "sparse24_int4_linear_ref",
     "sparse24_linear",
     "sparse24_linear_ref",
     "sparse24_pack",

@@ -1,0 +1,51 @@
+// 2:4 + int4 on the CPU: the linear that reads a 2:4 weight whose kept values are
+// group-wise int4 codes (layout in csrc/formats.h). At decode it streams half the
+// codes of the dense int4 layout plus 4 metadata bits per group; at prefill it
+// scatters panels of dense float rows for BLAS, as the dense int4 linear does.
+#include "common.h"
+#include "formats.h"
+#include "kernels.h"
+#include "panel_matmul.h"
+#include "sparse24_common.h"
+
+namespace squeezeprompt {
+
+at::Tensor sparse24_int4_linear_cpu(const at::Tensor& x, const at::Tensor& values,
+                                    const at::Tensor& meta, const at::Tensor& scales,
+                                    const at::Tensor& zeros, int64_t group_size,
+                                    const c10::optional<at::Tensor>& bias) {
+  constexpr const char* op = "sparse24_int4_linear";
+  const LinearDims dims =
+      check_sparse24_int4_inputs(op, x, values, meta, scales, zeros, group_size, bias);
+  const int64_t N = dims.out_features, K = dims.in_features;
+  check_scales_positive_finite(op, "scales", scales);
+  check_finite(op, "zeros", zeros);
+
+  at::Tensor v = values.contiguous(), mt = meta.contiguous();
+  at::Tensor s = scales.to(at::kFloat).contiguous();
+  at::Tensor z = zeros.to(at::kFloat).contiguous();
+  const uint8_t* vp = v.data_ptr<uint8_t>();
+  const uint8_t* mp = mt.data_ptr<uint8_t>();
+  const float* sp = s.data_ptr<float>();
+  const float* zp = z.data_ptr<float>();
+  const cpu::Kernels& kern = cpu::active_kernels();
+  const at::Tensor x2 = activations_fp32(x);
+  at::Tensor out = streaming_or_panel_matmul(
+      x2, N, K, K / 2,
+      [&](const float* xp, int64_t M, int64_t n0, int64_t n1, float* o) {
+        kern.sparse24_int4_rows(xp, M, K, vp, mp, sp, zp, group_size, n0, n1, N, o);
+      },
+      [&](int64_t n0, int64_t n1, float* wp) {
+        kern.sparse24_int4_dequant_rows(vp, mp, sp, zp, K, group_size, n0, n1, wp);
+      });
+  // Only the streaming path skips pruned columns; the BLAS path multiplies their zeros.
+  if (x2.size(0) <= kStreamingMaxRows)
+    poison_pruned_non_finite(x2.data_ptr<float>(), x2.size(0), K, mp, N, out.data_ptr<float>());
+  return finish_output(out, x, bias);
+}
+
+TORCH_LIBRARY_IMPL(squeezeprompt, CPU, m) {
+  m.impl("sparse24_int4_linear", &sparse24_int4_linear_cpu);
+}
+
+}  // namespace squeezeprompt
