@@ -62,6 +62,9 @@ def test_labels_soft_prompt_is_trained_recorded_and_measured(labels_run) -> None
     prompt_stage = metrics[-1]
     info = prompt_stage["summary"]["soft_prompt"]
     assert info["steps"] == 4 and info["tokens"] == 3 and info["objective"] == "labels"
+    top = prompt_stage["summary"]["top"]  # the best few candidates, best first
+    assert 1 <= len(top) <= 8 and top[0]["score"] == prompt_stage["summary"]["score"]
+    assert [e["score"] for e in top] == sorted((e["score"] for e in top), reverse=True)
     soft = soft_prompt_for(_state(out), "labels")
     assert soft is not None and soft.shape == (3, 64)
     acc = prompt_stage["metrics"]["accuracy"]

@@ -98,6 +98,7 @@ def test_score_book_checks_scorer_output() -> None:
         ({"beam_width": 0}, "beam_width must be an int >= 1"),
         ({"crossover_rate": 1.5}, "crossover_rate"),
         ({"dev_size": 0}, "dev_size"),
+        ({"screen_size": 0}, "screen_size must be an int >= 1"),
     ],
 )
 def test_config_validation(kwargs: dict, message: str) -> None:
@@ -106,7 +107,7 @@ def test_config_validation(kwargs: dict, message: str) -> None:
 
 
 def test_config_defaults() -> None:
-    assert SearchConfig().strategy is Strategy.BEAM
+    assert SearchConfig().strategy is Strategy.HALVING
 
 
 def test_clean_rewrite() -> None:

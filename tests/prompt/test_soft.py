@@ -12,7 +12,12 @@ import squeezeprompt  # noqa: F401  (registers torch.ops.squeezeprompt)
 from squeezeprompt.evaluate.prefix import compute_prefix
 from squeezeprompt.evaluate.scoring import label_log_probs
 from squeezeprompt.prompt.soft import SoftPrompt
-from squeezeprompt.prompt.soft_batches import LabelBatch, TextBatch, text_logits
+from squeezeprompt.prompt.soft_batches import (
+    LabelBatch,
+    TextBatch,
+    label_log_likelihoods,
+    text_logits,
+)
 from squeezeprompt.prompt.soft_train import (
     Objective,
     SoftTrainConfig,
@@ -193,3 +198,21 @@ def test_config_and_argument_errors() -> None:
         train_soft_prompt(tiny_llama(), hidden_prompt(), [], SoftTrainConfig())
     with pytest.raises(ValueError, match="expected labels of shape"):
         LabelBatch(encoded(), random_rows(2, 0), torch.zeros(3, dtype=torch.long))
+
+
+def test_label_nll_weight_adds_the_gold_words_vocabulary_nll() -> None:
+    model, target = tiny_llama(), hidden_prompt()
+    batch = label_batches_from(model, target, n_batches=1, seed=0)[0]
+    soft = SoftPrompt.from_token_ids(model.get_input_embeddings(), [20, 21], num_tokens=2)
+    with torch.no_grad():
+        ll = label_log_likelihoods(model, soft, batch)
+        plain = label_loss(model, soft, batch)
+        weighted = label_loss(model, soft, batch, nll_weight=0.5)
+    gold = ll.gather(1, batch.labels[:, None]).mean()
+    torch.testing.assert_close(weighted, plain - 0.5 * gold)
+    assert weighted > plain  # the gold word's NLL is > 0
+    config = SoftTrainConfig(steps=3, lr=1e-2, label_nll_weight=0.5)
+    result = train_soft_prompt(model, soft, [batch], config)
+    assert result.losses[0] == pytest.approx(weighted.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="label_nll_weight must be >= 0"):
+        SoftTrainConfig(label_nll_weight=-1.0)

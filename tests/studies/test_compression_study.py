@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "pipeline"))  # the tiny mode
 import tiny  # noqa: E402
 
 from squeezeprompt.pipeline.stage_configs import RecoverConfig  # noqa: E402
+from squeezeprompt.pipeline.stages.recover import resolved  # noqa: E402
 from squeezeprompt.studies import compression  # noqa: E402
 from squeezeprompt.studies.compression_checks import (  # noqa: E402
     comparison_check,
@@ -58,7 +59,8 @@ def test_rows_end_in_the_default_recovery_and_calibrate_only_when_needed() -> No
             assert kinds == []
             continue
         assert kinds[-1] == "recover"
-        assert recipe_for(row, settings).stages[-1] == RecoverConfig()
+        # The defaults written out, so a changed default re-runs the recover stages.
+        assert recipe_for(row, settings).stages[-1] == resolved(RecoverConfig())
         assert ("calibrate" in kinds) == row.needs_calibration
     assert not row_by_key("int4-rtn").needs_calibration
     assert row_by_key("int4-awq").needs_calibration

@@ -1,7 +1,8 @@
 """Prompt optimisation: discrete search (select, combine, adjust) and soft prompts (embed).
 
-* ``search(task, scorer, budget, rng, config)``: exhaustive, beam or evolutionary search
-  over ``PromptCandidate`` (instruction + train demonstrations), scored on dev only.
+* ``search(task, scorer, budget, rng, config)``: successive-halving (the default),
+  exhaustive, beam or evolutionary search over ``PromptCandidate`` (instruction + train
+  demonstrations), scored on dev only.
 * ``SoftPrompt`` + ``train_soft_prompt``: virtual tokens trained with the model frozen,
   against labels or a teacher's next-token distribution.
 * ``ShardedScorer``: candidate scoring split across ``torch.distributed`` ranks.

@@ -1,7 +1,11 @@
 """Training a soft prompt with the model frozen: against labels, or against a teacher.
 
 * ``Objective.LABELS``: cross-entropy over the label words' log-likelihoods at the
-  answer position (``LabelBatch``), the classification side.
+  answer position (``LabelBatch``), the classification side; ``label_nll_weight`` adds
+  the gold word's negative log-likelihood over the whole vocabulary, which pulls the
+  answer towards the label words themselves (an instruct model would rather say
+  "Positive" or "The", so the two label words' comparison is otherwise made far out
+  in the tail of the distribution).
 * ``Objective.TEACHER_KL``: KL(teacher || student) of the next-token distributions over
   every text position (``TextBatch``), the language-modelling side: the student is
   the compressed model with the soft prompt, the teacher the uncompressed model
@@ -18,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +59,7 @@ class SoftTrainConfig:
     steps: int = 100
     lr: float = 1e-2
     max_grad_norm: float = 1.0
+    label_nll_weight: float = 0.0  # LABELS only: weight of the gold word's full-vocab NLL
 
     def __post_init__(self) -> None:
         if not isinstance(self.objective, Objective):
@@ -63,6 +69,10 @@ class SoftTrainConfig:
             )
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"SoftTrainConfig.steps must be an int >= 1, got {self.steps!r}")
+        if not self.label_nll_weight >= 0:
+            raise ValueError(
+                f"SoftTrainConfig.label_nll_weight must be >= 0, got {self.label_nll_weight}"
+            )
         if not (self.lr > 0 and self.max_grad_norm > 0):
             raise ValueError(
                 f"SoftTrainConfig: lr and max_grad_norm must be > 0, "
@@ -71,16 +81,25 @@ class SoftTrainConfig:
 
 
 def label_loss(
-    model: Any, soft: SoftPrompt | None, batch: LabelBatch, teacher: Any = None
+    model: Any,
+    soft: SoftPrompt | None,
+    batch: LabelBatch,
+    teacher: Any = None,
+    nll_weight: float = 0.0,
 ) -> Tensor:
-    """Cross-entropy of the true label among the label words (full-word log-likelihoods).
+    """Cross-entropy of the true label among the label words (full-word log-likelihoods),
+    plus ``nll_weight`` x the true word's negative log-likelihood over the vocabulary.
 
     Example (needs a model):
         >>> label_loss(model, soft, batch)  # doctest: +SKIP
         tensor(0.6931, grad_fn=...)
     """
     log_likelihoods = label_log_likelihoods(model, soft, batch).float()
-    return F.cross_entropy(log_likelihoods, batch.labels.to(log_likelihoods.device))
+    labels = batch.labels.to(log_likelihoods.device)
+    loss = F.cross_entropy(log_likelihoods, labels)
+    if nll_weight:
+        loss = loss - nll_weight * log_likelihoods.gather(1, labels[:, None]).mean()
+    return loss
 
 
 def teacher_kl_loss(model: Any, soft: SoftPrompt | None, batch: TextBatch, teacher: Any) -> Tensor:
@@ -131,6 +150,8 @@ def train_soft_prompt(
     if not batches:
         raise ValueError("train_soft_prompt: expected at least one batch, got none")
     loss_fn = LOSSES[config.objective]
+    if config.objective is Objective.LABELS and config.label_nll_weight:
+        loss_fn = functools.partial(label_loss, nll_weight=config.label_nll_weight)
     soft.to(next(model.parameters()).device)
     flags = [(p, p.requires_grad) for p in model.parameters()]
     was_training = model.training

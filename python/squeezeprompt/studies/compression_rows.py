@@ -34,6 +34,7 @@ from squeezeprompt.pipeline.stage_configs import (
     Sparsity,
     StageConfig,
 )
+from squeezeprompt.pipeline.stages.recover import resolved
 
 SMOOTHQUANT_ALPHA = 0.5  # the SmoothQuant paper's default migration strength
 
@@ -166,7 +167,8 @@ def recipe_for(row: Row, settings: StudySettings, recover: bool = True) -> Recip
             stages.append(settings.calibrate)
         stages += row.compression
         if recover:
-            stages.append(settings.recover)
+            # Explicit values, so a changed pipeline default re-runs the recover stages.
+            stages.append(resolved(settings.recover))
     return Recipe(
         model=settings.model,
         stages=tuple(stages),

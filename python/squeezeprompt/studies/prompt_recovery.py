@@ -39,6 +39,7 @@ from squeezeprompt import checkpoint
 from squeezeprompt.pipeline.context import RunContext
 from squeezeprompt.pipeline.recipe import EvaluateConfig, Recipe
 from squeezeprompt.pipeline.runner import seed_everything
+from squeezeprompt.pipeline.schema import to_data
 from squeezeprompt.pipeline.stage_configs import (
     Bits,
     CalibrateConfig,
@@ -60,12 +61,13 @@ MODEL = "smollm2-135m-instruct"
 
 
 def study_recipe(
-    budget: int = 1024,
-    dev_size: int = 64,
-    soft_steps: int = 30,
-    soft_lr: float = 2e-2,
+    budget: int = 3000,
+    dev_size: int = 128,
+    soft_steps: int = 150,
+    soft_lr: float = 3e-3,
     test_examples: int = 500,
     perplexity_tokens: int = 4096,
+    soft_tokens: int = 8,
 ) -> Recipe:
     """The recipe the study runs (its prompt stage trains the labels soft prompt).
 
@@ -81,12 +83,12 @@ def study_recipe(
             PruneConfig(method=PruneMethod.WANDA, sparsity=Sparsity(0.5)),
             QuantizeConfig(method=QuantMethod.RTN, bits=Bits.INT4, group_size=64),
             PromptConfig(
-                search=Strategy.BEAM,
-                candidates=11,
+                search=Strategy.HALVING,
+                candidates=24,
                 demos=4,
                 budget=budget,
                 dev_size=dev_size,
-                soft_tokens=8,
+                soft_tokens=soft_tokens,
                 soft_objective=SoftObjective.LABELS,
                 soft_steps=soft_steps,
                 soft_lr=soft_lr,
@@ -197,14 +199,19 @@ def task_side(ctx: RunContext, steps: Steps, root: Path) -> None:
         _inputs(recipe, 3),
     )
     config = recipe.stages[3]
+    # The prompt stage in two cached steps (search, then the soft prompt on top of its
+    # winner), so changing soft-prompt settings does not re-run the search.
+    search_config = replace(config, soft_tokens=0)
 
-    def prompt_stage() -> dict[str, Any]:
+    def prompt_search() -> dict[str, Any]:
         seed_everything(ctx.recipe.seed * 1000 + 4)
-        summary = adapter_for(config).run(ctx, config)
+        summary = adapter_for(search_config).run(ctx, search_config)
         return {"summary": summary, "state": ctx.state}
 
-    stage = steps.get("prompt_stage", prompt_stage, _inputs(recipe, 4, evaluate=False))
-    ctx.state = stage["state"]
+    search_data = {k: v for k, v in to_data(config).items() if not k.startswith("soft_")}
+    search_inputs = _inputs(recipe, 3, evaluate=False, search=search_data)
+    searched = steps.get("prompt_search", prompt_search, search_inputs)
+    ctx.state = dict(searched["state"])
     prompt = current_prompt(ctx)
     if prompt == default_prompt(task):
         # The search kept the default prompt: its test figure is the one above (scoring
@@ -214,10 +221,22 @@ def task_side(ctx: RunContext, steps: Steps, root: Path) -> None:
         steps.get(
             "compressed_searched",
             lambda: {**same, "same_as": "compressed_default"},
-            _inputs(recipe, 4),
+            {**search_inputs, "evaluate": recipe.to_dict()["evaluate"]},
         )
-    steps.get("compressed_searched", lambda: _accuracy(ctx, prompt, None), _inputs(recipe, 4))
-    soft = soft_prompt_for(ctx.state, SoftObjective.LABELS.value)
+    steps.get(
+        "compressed_searched",
+        lambda: _accuracy(ctx, prompt, None),
+        {**search_inputs, "evaluate": recipe.to_dict()["evaluate"]},
+    )
+    if not config.soft_tokens:
+        return
+
+    def soft_labels() -> dict[str, Any]:
+        info = train_stage_soft_prompt(ctx, config, prompt)
+        return {"summary": info, "state": ctx.state}
+
+    trained = steps.get("soft_labels", soft_labels, _inputs(recipe, 4, evaluate=False))
+    soft = soft_prompt_for(trained["state"], SoftObjective.LABELS.value)
     steps.get("compressed_searched_soft", lambda: _accuracy(ctx, prompt, soft), _inputs(recipe, 4))
 
 
@@ -264,10 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/prompt"))
     parser.add_argument("--only", choices=("task", "lm", "report"), default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    parser.add_argument("--budget", type=int, default=1024, help="scored dev examples")
-    parser.add_argument("--dev-size", type=int, default=64)
-    parser.add_argument("--soft-steps", type=int, default=30)
-    parser.add_argument("--soft-lr", type=float, default=2e-2)
+    parser.add_argument("--budget", type=int, default=3000, help="scored dev examples")
+    parser.add_argument("--dev-size", type=int, default=128)
+    parser.add_argument("--soft-steps", type=int, default=150)
+    parser.add_argument("--soft-lr", type=float, default=3e-3)
+    parser.add_argument("--soft-tokens", type=int, default=8, help="0: search only")
     parser.add_argument("--test-examples", type=int, default=500)
     parser.add_argument("--perplexity-tokens", type=int, default=4096)
     parser.add_argument("--teacher-steps", type=int, default=30)
@@ -283,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         args.soft_lr,
         args.test_examples,
         args.perplexity_tokens,
+        args.soft_tokens,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))

@@ -82,29 +82,41 @@ def _ppl_table(steps: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _search_lines(stage: dict[str, Any]) -> list[str]:
+    s = stage["summary"]
+    strategy = stage.get("inputs", {}).get("search", {}).get("search", "beam")
+    return [
+        "",
+        f"Search: {strategy}, {s['calls_used']} scored dev examples of a budget of "
+        f"{s['budget']} ({s['rounds']} rounds after the first screen, stopped: {s['stop']}, "
+        f"{stage['minutes']:.1f} min); dev accuracy {s['default_score']:.3f} (default) -> "
+        f"{s['score']:.3f} (best).",
+        f"Winning prompt: instruction {s['best']['instruction']!r}, "
+        f"demonstrations (train indices) {s['best']['demos']}.",
+    ]
+
+
+def _soft_line(soft: dict[str, Any], minutes: float | None) -> str:
+    took = "" if minutes is None else f", {minutes:.1f} min"
+    return (
+        f"Soft prompt (labels): {soft['tokens']} tokens initialised from "
+        f"{soft.get('init', 'the default instruction')}, {soft['steps']} Adam steps of "
+        f"{soft['batch_size']} train reviews, lr {soft['lr']}; dev label loss "
+        f"{soft['heldout_loss_without']:.3f} without, {soft['heldout_loss_with']:.3f} with it"
+        f"{took}."
+    )
+
+
 def _details(steps: dict[str, Any]) -> list[str]:
     out = []
-    stage = steps.get("prompt_stage")
+    stage = steps.get("prompt_search", steps.get("prompt_stage"))
     if stage is not None:
-        s = stage["summary"]
-        out += [
-            "",
-            f"Search: beam, {s['calls_used']} scored dev examples of a budget of {s['budget']} "
-            f"({s['rounds']} rounds, stopped: {s['stop']}); dev accuracy "
-            f"{s['default_score']:.3f} (default) -> {s['score']:.3f} (best); "
-            f"search + soft-prompt training took {stage['minutes']:.1f} min.",
-            f"Winning prompt: instruction {s['best']['instruction']!r}, "
-            f"demonstrations (train indices) {s['best']['demos']}.",
-        ]
-        soft = s.get("soft_prompt")
-        if soft is not None:
-            out.append(
-                f"Soft prompt (labels): {soft['tokens']} tokens initialised from the default "
-                f"instruction's embeddings, {soft['steps']} Adam steps of {soft['batch_size']} "
-                f"train reviews, lr {soft['lr']}; dev label loss "
-                f"{soft['heldout_loss_without']:.3f} without, {soft['heldout_loss_with']:.3f} "
-                "with it."
-            )
+        out += _search_lines(stage)
+    soft = steps.get("soft_labels")
+    if soft is not None:
+        out.append(_soft_line(soft["summary"], soft["minutes"]))
+    elif stage is not None and "soft_prompt" in stage["summary"]:
+        out.append(_soft_line(stage["summary"]["soft_prompt"], None))
     teacher = steps.get("teacher_soft")
     if teacher is not None:
         t = teacher["summary"]
@@ -115,6 +127,16 @@ def _details(steps: dict[str, Any]) -> list[str]:
             f"{t['heldout_loss_with']:.3f} with it ({teacher['minutes']:.1f} min)."
         )
     return out
+
+
+NOTES = "prompt_recovery_notes.md"
+
+
+def _notes(docs: Path) -> list[str]:
+    """``docs/prompt_recovery_notes.md`` verbatim: what was tried outside the cached steps,
+    by hand (kept beside the results, under version control, so a rerun keeps it)."""
+    path = docs / NOTES
+    return [path.read_text().rstrip(), ""] if path.is_file() else []
 
 
 def write_report(root: Path, docs: Path, recipe: Any) -> Path:
@@ -149,6 +171,7 @@ def write_report(root: Path, docs: Path, recipe: Any) -> Path:
             "--threads 1` (the same stages as `recipe.yaml`, evaluated only where the table "
             "needs it).",
             "",
+            *_notes(docs),
         ]
     )
     docs.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,8 @@ from squeezeprompt.pipeline.stages.registry import register_stage
 from squeezeprompt.pipeline.stages.soft_prompt import STATE_KEY, train_stage_soft_prompt
 from squeezeprompt.prompt import PromptCandidate, SearchConfig, TaskScorer, search
 
+TOP = 8  # best candidates kept in the stage summary
+
 
 def candidate_prompt(candidate: PromptCandidate, task: Any) -> Any:
     """The evaluation ``Prompt`` of a search candidate (demonstrations from ``task.train``).
@@ -52,7 +54,8 @@ class PromptStage:
         search_config = SearchConfig(
             strategy=config.search,
             max_demos=config.demos,
-            demo_pool=max(config.demos, 8),
+            # 16 short train reviews, 8 per label: enough for label-balanced swaps.
+            demo_pool=max(config.demos, 16),
             dev_size=config.dev_size,
             instructions=config.candidates,
         )
@@ -66,7 +69,8 @@ class PromptStage:
         }
         ctx.state.pop(STATE_KEY, None)  # a soft prompt from an earlier prompt stage is stale
         summary = result.to_dict()
-        summary.pop("history")
+        # The whole trail is long; the best few show what the search weighed up.
+        summary["top"] = sorted(summary.pop("history"), key=lambda e: -e["score"])[:TOP]
         if config.soft_tokens:
             prompt = candidate_prompt(result.best, task)
             summary["soft_prompt"] = train_stage_soft_prompt(ctx, config, prompt)

@@ -12,6 +12,9 @@ never the perplexity hold-out) and the same loop; they differ in what trains:
   train, and they stay separate from the packed weights (saved in the checkpoint as
   ``LoRALinear`` wrappers).
 
+Each method has its own step budget and learning rate (:data:`METHODS`), used where the
+recipe leaves ``steps`` / ``lr`` out; the stage's metrics record the values it ran with.
+
 The math and the loop live in :mod:`squeezeprompt.recover`; this module only orchestrates.
 """
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -53,9 +56,12 @@ Check = Callable[[RecoverConfig, nn.Module, Sequence[StageConfig]], None]
 @dataclass(frozen=True)
 class Method:
     """One recovery method: ``prepare`` swaps layers and unfreezes what trains (returning a
-    summary); ``finish`` turns training-time layers into inference ones."""
+    summary); ``finish`` turns training-time layers into inference ones. ``default_steps``
+    and ``default_lr`` fill a recipe's left-out ``steps`` / ``lr``."""
 
     prepare: Callable[[RunContext, RecoverConfig], dict[str, Any]]
+    default_steps: int
+    default_lr: float
     finish: Callable[[RunContext], None] = lambda ctx: None
     check: Check = lambda config, model, earlier: None
     lr_scale: LrScale | None = None  # per-parameter multiplier of the recipe's lr
@@ -83,7 +89,16 @@ def _prepare_distill(ctx: RunContext, config: RecoverConfig) -> dict[str, Any]:
     return {}
 
 
-register_method(RecoverMethod.DISTILL, Method(_prepare_distill))
+# Budgets are steps of 4 × 128 tokens; distillation of SmolLM2-135M took about 5 s a step
+# on an idle 2-core CPU, so 100 steps is about 8 minutes. Learning rates: the lowest
+# distillation loss on held-back calibration windows after 10 steps, among 1e-4 / 3e-4 /
+# 1e-3 (distill from 50% Wanda; 1e-3 made it worse), 1e-3 / 3e-3 (LoRA from int4 RTN) and
+# 1e-4 / 3e-4 / 1e-3 (QAT from int4 RTN); docs/results/recovery_sweep.md has the numbers.
+# Distillation retrains every pruned weight: from 50% Wanda (ppl 82.7, dense 35.1) 60
+# steps closed 44% of the log gap (56.5) and 100 steps 49% (54.5), just short of half.
+DISTILL_STEPS, DISTILL_LR = 100, 3e-4
+
+register_method(RecoverMethod.DISTILL, Method(_prepare_distill, DISTILL_STEPS, DISTILL_LR))
 
 
 # -- qat -------------------------------------------------------------------------------
@@ -151,9 +166,20 @@ def _finish_qat(ctx: RunContext) -> None:
     convert(ctx.model)
 
 
+# Latent weights sit inside their rounding bins: 1e-3 flipped many codes at once.
+QAT_STEPS, QAT_LR = 60, 1e-4
+
 register_method(
     RecoverMethod.QAT,
-    Method(_prepare_qat, _finish_qat, _check_qat, _qat_lr_scale, _positive_scales),
+    Method(
+        _prepare_qat,
+        QAT_STEPS,
+        QAT_LR,
+        finish=_finish_qat,
+        check=_check_qat,
+        lr_scale=_qat_lr_scale,
+        after_step=_positive_scales,
+    ),
 )
 
 
@@ -178,18 +204,41 @@ def _prepare_lora(ctx: RunContext, config: RecoverConfig) -> dict[str, Any]:
     return {"adapters": len(names)}
 
 
-register_method(RecoverMethod.LORA, Method(_prepare_lora, check=_check_lora))
+# The adapters start at zero (B = 0), so they need larger steps than trained weights.
+LORA_STEPS, LORA_LR = 60, 3e-3
+
+register_method(RecoverMethod.LORA, Method(_prepare_lora, LORA_STEPS, LORA_LR, check=_check_lora))
 
 
 # -- the stage -------------------------------------------------------------------------
 
 
+def resolved(config: RecoverConfig) -> RecoverConfig:
+    """``config`` with a left-out ``steps`` / ``lr`` set to its method's default.
+
+    Example:
+        >>> resolved(RecoverConfig(method=RecoverMethod.LORA, steps=5)).steps
+        5
+        >>> resolved(RecoverConfig(method=RecoverMethod.LORA)).lr == LORA_LR
+        True
+    """
+    method = METHODS[config.method]
+    return replace(
+        config,
+        steps=method.default_steps if config.steps is None else config.steps,
+        lr=method.default_lr if config.lr is None else config.lr,
+    )
+
+
 def training_batches(ctx: RunContext, config: RecoverConfig) -> list[dict[str, torch.Tensor]]:
-    """``config.steps`` batches of ``config.batch_size`` calibration windows.
+    """``steps`` batches of ``config.batch_size`` calibration windows (``steps``
+    resolved as in :func:`resolved`).
 
     Example: ``RecoverStage.run`` below.
     """
-    windows = ctx.calibration_batches(config.steps * config.batch_size, config.seq_len)
+    steps = resolved(config).steps
+    assert steps is not None
+    windows = ctx.calibration_batches(steps * config.batch_size, config.seq_len)
     # A different draw than calibration's: the same seed offset by the stage's role.
     random.Random(ctx.recipe.seed + 1).shuffle(windows)
     return [
@@ -216,8 +265,10 @@ class RecoverStage:
 
     def run(self, ctx: RunContext, config: RecoverConfig) -> dict[str, Any]:
         method = METHODS[config.method]
+        run = resolved(config)
+        assert run.steps is not None and run.lr is not None
         batches = training_batches(ctx, config)
-        summary = method.prepare(ctx, config)
+        summary = method.prepare(ctx, config)  # the recipe's own config: qat finds it there
         trainable = trainable_count(ctx.model)
         if trainable == 0:
             raise ValueError("recover: the compressed model has no trainable parameter left")
@@ -225,7 +276,7 @@ class RecoverStage:
             ctx.model,
             distill_loss_fn(ctx.teacher, config.temperature),
             batches,
-            TrainConfig(steps=config.steps, lr=config.lr, progress=ctx.progress),
+            TrainConfig(steps=run.steps, lr=run.lr, progress=ctx.progress),
             lr_scale=method.lr_scale,
             after_step=None if method.after_step is None else lambda: method.after_step(ctx.model),
         )
@@ -233,6 +284,8 @@ class RecoverStage:
         method.finish(ctx)
         return {
             "method": config.method.value,
+            "steps": run.steps,  # as resolved: the recipe may leave them to the method
+            "lr": run.lr,
             **summary,
             "trainable_parameters": trainable,
             "loss_first": losses[0],

@@ -3,11 +3,11 @@
 Example:
     >>> from squeezeprompt.prompt.search import Strategy
     >>> sorted(s.value for s in Strategy)
-    ['beam', 'evolution', 'exhaustive']
+    ['beam', 'evolution', 'exhaustive', 'halving']
 """
 
 # Importing the strategy modules registers them with `search`.
-from squeezeprompt.prompt.search import beam, evolution, exhaustive  # noqa: F401
+from squeezeprompt.prompt.search import beam, evolution, exhaustive, halving  # noqa: F401
 from squeezeprompt.prompt.search.base import SearchResult, register_strategy, search
 from squeezeprompt.prompt.search.config import SearchConfig, StopReason, Strategy
 from squeezeprompt.prompt.search.space import SearchSpace, crossover, mutate

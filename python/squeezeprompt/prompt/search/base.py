@@ -170,12 +170,14 @@ def search(
         dev = [dev[i] for i in sorted(rng.sample(range(len(dev)), config.dev_size))]
     library = sentiment_instructions(task.label_words) if instructions is None else instructions
     pool = tuple(dict.fromkeys((task.default_instruction, *library[: config.instructions])))
+    demos = demo_pool(task.train, config.demo_pool, rng)
     space = SearchSpace(
         instructions=pool,
-        demo_pool=demo_pool(task.train, config.demo_pool, rng),
+        demo_pool=demos,
         max_demos=config.max_demos,
         proposer=proposer,
         rng=rng,
+        demo_labels={i: task.train[i].label for i in demos},
     )
     book = ScoreBook(scorer, dev, budget)
     if not book.can_afford():

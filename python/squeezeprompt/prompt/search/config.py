@@ -17,6 +17,7 @@ class Strategy(enum.Enum):
     EXHAUSTIVE = "exhaustive"  # every instruction x every demo subset of a small pool
     BEAM = "beam"  # keep the best few, expand each by mutation, repeat
     EVOLUTION = "evolution"  # population, tournament selection, crossover, mutation
+    HALVING = "halving"  # rounds of candidates raced by successive halving on growing dev
 
 
 class StopReason(enum.Enum):
@@ -37,7 +38,7 @@ class SearchConfig:
         2
     """
 
-    strategy: Strategy = Strategy.BEAM
+    strategy: Strategy = Strategy.HALVING
     max_demos: int = 4  # demonstrations per candidate, at most
     demo_pool: int = 16  # label-balanced train examples the demonstrations come from
     dev_size: int | None = None  # score on a fixed random subset of dev (None: all of it)
@@ -50,6 +51,7 @@ class SearchConfig:
     patience: int = 3  # rounds without improvement before stopping
     max_rounds: int = 100
     target: float | None = 1.0  # stop once the best mean score reaches this
+    screen_size: int = 16  # halving: dev examples of the first screen (doubled per rung)
 
     def __post_init__(self) -> None:
         if not isinstance(self.strategy, Strategy):
@@ -62,7 +64,14 @@ class SearchConfig:
                 raise ValueError(
                     f"SearchConfig.{name} must be an int >= 0, got {getattr(self, name)!r}"
                 )
-        for name in ("beam_width", "expansions", "population", "patience", "max_rounds"):
+        for name in (
+            "beam_width",
+            "expansions",
+            "population",
+            "patience",
+            "max_rounds",
+            "screen_size",
+        ):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(
                     f"SearchConfig.{name} must be an int >= 1, got {getattr(self, name)!r}"

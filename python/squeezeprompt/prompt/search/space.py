@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from squeezeprompt.prompt.candidate import PromptCandidate
 from squeezeprompt.prompt.proposer import Proposer
@@ -32,6 +32,8 @@ class SearchSpace:
     max_demos: int
     proposer: Proposer | None
     rng: random.Random
+    # Label of each demonstration-pool index (train labels), for label-balanced moves.
+    demo_labels: dict[int, int] = field(default_factory=dict)
 
     def paraphrase(self, instruction: str, n: int) -> list[str]:
         """Up to ``n`` proposer rewrites of ``instruction`` (none without a proposer)."""
