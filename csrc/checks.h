@@ -128,6 +128,20 @@ inline LinearDims check_int8_weight_inputs(const char* op, const at::Tensor& x,
   return {N, K};
 }
 
+// The int4 grid every int4 op shares: a group size dividing K, and float per-group
+// scales and zero points [N, K / G].
+inline void check_int4_grid(const char* op, int64_t N, int64_t K, int64_t group_size,
+                            const at::Tensor& scales, const at::Tensor& zeros) {
+  TORCH_CHECK(group_size > 0, op, ": group_size must be positive, got ", group_size);
+  TORCH_CHECK(K % group_size == 0, op, ": group_size must divide in_features (in_features=", K,
+              ", group_size=", group_size, ")");
+  const int64_t G = K / group_size;
+  check_float(op, "scales", scales);
+  check_float(op, "zeros", zeros);
+  check_shape(op, "scales", scales, {N, G});
+  check_shape(op, "zeros", zeros, {N, G});
+}
+
 // The same for packed int4 pairs [N, K / 2] with per-group scales and zeros [N, K / G].
 inline LinearDims check_int4_weight_inputs(const char* op, const at::Tensor& x,
                                            const at::Tensor& qweight, const at::Tensor& scales,
@@ -140,14 +154,7 @@ inline LinearDims check_int4_weight_inputs(const char* op, const at::Tensor& x,
               qweight.sizes());
   const int64_t N = qweight.size(0), K = qweight.size(1) * kInt4PerByte;
   check_activation(op, x, K);
-  TORCH_CHECK(group_size > 0, op, ": group_size must be positive, got ", group_size);
-  TORCH_CHECK(K % group_size == 0, op, ": group_size must divide in_features (in_features=", K,
-              ", group_size=", group_size, ")");
-  const int64_t G = K / group_size;
-  check_float(op, "scales", scales);
-  check_float(op, "zeros", zeros);
-  check_shape(op, "scales", scales, {N, G});
-  check_shape(op, "zeros", zeros, {N, G});
+  check_int4_grid(op, N, K, group_size, scales, zeros);
   check_same_device(op, x, {{"qweight", &qweight}, {"scales", &scales}, {"zeros", &zeros}});
   check_bias(op, x, bias, N);
   return {N, K};
@@ -173,14 +180,7 @@ inline LinearDims check_sparse24_int4_inputs(const char* op, const at::Tensor& x
   check_activation(op, x, K);
   check_dtype(op, "meta", meta, at::kByte);
   check_shape(op, "meta", meta, {N, sparse24_meta_cols(K)});
-  TORCH_CHECK(group_size > 0, op, ": group_size must be positive, got ", group_size);
-  TORCH_CHECK(K % group_size == 0, op, ": group_size must divide in_features (in_features=", K,
-              ", group_size=", group_size, ")");
-  const int64_t G = K / group_size;
-  check_float(op, "scales", scales);
-  check_float(op, "zeros", zeros);
-  check_shape(op, "scales", scales, {N, G});
-  check_shape(op, "zeros", zeros, {N, G});
+  check_int4_grid(op, N, K, group_size, scales, zeros);
   check_same_device(op, x,
                     {{"values", &values}, {"meta", &meta}, {"scales", &scales}, {"zeros", &zeros}});
   check_bias(op, x, bias, N);

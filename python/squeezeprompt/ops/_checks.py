@@ -72,6 +72,23 @@ def check_2d(op: str, name: str, t: Tensor, layout: str) -> None:
     check(t.dim() == 2, op, f"{name} must be 2-D {layout}, got shape {list(t.shape)}")
 
 
+def check_int4_grid(
+    op: str, out_features: int, in_features: int, group_size: int, scales: Tensor, zeros: Tensor
+) -> None:
+    """A group size that divides ``in_features`` and float ``[N, K / group_size]`` scales
+    and zero points: the int4 grid every int4 op shares."""
+    check(group_size > 0, op, f"group_size must be positive, got {group_size}")
+    check(
+        in_features % group_size == 0,
+        op,
+        f"group_size must divide in_features (in_features={in_features}, group_size={group_size})",
+    )
+    check_float(op, "scales", scales)
+    check_float(op, "zeros", zeros)
+    check_shape(op, "scales", scales, [out_features, in_features // group_size])
+    check_shape(op, "zeros", zeros, [out_features, in_features // group_size])
+
+
 def output_like(x: Tensor, out_features: int) -> Tensor:
     """The empty result of a linear: x's leading shape, ``out_features`` last, x's dtype."""
     return x.new_empty((*x.shape[:-1], out_features))

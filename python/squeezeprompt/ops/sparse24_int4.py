@@ -84,16 +84,7 @@ def check_sparse24_int4_linear_inputs(
     C.check_activation(_OP, x, k)
     C.check_dtype(_OP, "meta", meta, torch.uint8)
     C.check_shape(_OP, "meta", meta, [n, (k // SPARSE_GROUP + 1) // 2])
-    C.check(group_size > 0, _OP, f"group_size must be positive, got {group_size}")
-    C.check(
-        k % group_size == 0,
-        _OP,
-        f"group_size must divide in_features (in_features={k}, group_size={group_size})",
-    )
-    C.check_float(_OP, "scales", scales)
-    C.check_float(_OP, "zeros", zeros)
-    C.check_shape(_OP, "scales", scales, [n, k // group_size])
-    C.check_shape(_OP, "zeros", zeros, [n, k // group_size])
+    C.check_int4_grid(_OP, n, k, group_size, scales, zeros)
     C.check_same_device(_OP, x, values=values, meta=meta, scales=scales, zeros=zeros)
     C.check_bias(_OP, x, bias, n)
 

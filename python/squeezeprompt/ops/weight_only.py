@@ -105,16 +105,7 @@ def check_int4_weight_linear_inputs(
     C.check_2d(op, "qweight", qweight, "[out_features, in_features / 2] (two int4 codes per byte)")
     n, k = qweight.shape[0], qweight.shape[1] * 2
     C.check_activation(op, x, k)
-    C.check(group_size > 0, op, f"group_size must be positive, got {group_size}")
-    C.check(
-        k % group_size == 0,
-        op,
-        f"group_size must divide in_features (in_features={k}, group_size={group_size})",
-    )
-    C.check_float(op, "scales", scales)
-    C.check_float(op, "zeros", zeros)
-    C.check_shape(op, "scales", scales, [n, k // group_size])
-    C.check_shape(op, "zeros", zeros, [n, k // group_size])
+    C.check_int4_grid(op, n, k, group_size, scales, zeros)
     C.check_same_device(op, x, qweight=qweight, scales=scales, zeros=zeros)
     C.check_bias(op, x, bias, n)
 
