@@ -181,22 +181,13 @@ class Sparse24Int4Linear(Int4WeightOnlyLinear):
     ) -> None:
         # The parent's grid and checks, but not its dense codes: skip its __init__.
         QuantizedLinearBase.__init__(self, in_features, out_features, bias)
-        if group_size <= 0 or in_features % group_size or in_features % 4:
-            raise ValueError(
-                f"Sparse24Int4Linear: group_size must divide in_features and in_features "
-                f"must be a multiple of 4 (in_features={in_features}, group_size={group_size})"
-            )
-        self.group_size = group_size
-        self.symmetric = symmetric
-        groups = in_features // group_size
+        self._init_grid(group_size, symmetric, columns_per_byte=4)
         # Codes 8 under zero points 8: an empty layer computes a zero weight.
         self.register_buffer(
             "values", torch.full((out_features, in_features // 4), 0x88, dtype=torch.uint8)
         )
         meta_cols = (in_features // 4 + 1) // 2
         self.register_buffer("meta", torch.zeros(out_features, meta_cols, dtype=torch.uint8))
-        self.register_buffer("scales", torch.ones(out_features, groups))
-        self.register_buffer("zeros", torch.full((out_features, groups), 8.0))
 
     @classmethod
     def from_linear(  # type: ignore[override]

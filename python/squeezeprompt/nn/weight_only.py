@@ -74,19 +74,26 @@ class Int4WeightOnlyLinear(QuantizedLinearBase):
         symmetric: bool = False,
     ) -> None:
         super().__init__(in_features, out_features, bias)
-        if group_size <= 0 or in_features % group_size or in_features % 2:
-            raise ValueError(
-                f"{type(self).__name__}: group_size must divide in_features and in_features "
-                f"must be even (in_features={in_features}, group_size={group_size})"
-            )
-        self.group_size = group_size
-        self.symmetric = symmetric
-        groups = in_features // group_size
+        self._init_grid(group_size, symmetric, columns_per_byte=2)
         self.register_buffer(
             "qweight", torch.zeros(out_features, in_features // 2, dtype=torch.uint8)
         )
-        self.register_buffer("scales", torch.ones(out_features, groups))
-        self.register_buffer("zeros", torch.full((out_features, groups), 8.0))
+
+    def _init_grid(self, group_size: int, symmetric: bool, columns_per_byte: int) -> None:
+        """Checks the group size and registers the grid (``scales``, ``zeros``: code 8 is
+        zero); subclasses with another code layout call it instead of ``__init__``."""
+        k = self.in_features
+        if group_size <= 0 or k % group_size or k % columns_per_byte:
+            raise ValueError(
+                f"{type(self).__name__}: group_size must divide in_features and in_features "
+                f"must be a multiple of {columns_per_byte} (in_features={k}, "
+                f"group_size={group_size})"
+            )
+        self.group_size = group_size
+        self.symmetric = symmetric
+        groups = k // group_size
+        self.register_buffer("scales", torch.ones(self.out_features, groups))
+        self.register_buffer("zeros", torch.full((self.out_features, groups), 8.0))
 
     @classmethod
     def from_linear(
