@@ -12,11 +12,16 @@ from dataclasses import dataclass
 
 class Kind(enum.Enum):
     INT4_WEIGHT_ONLY = "int4_weight_only"
+    INT4_DYNAMIC = "int4_dynamic"  # W4A8: int4 group-wise weights, int8 per-token activations
     INT8_WEIGHT_ONLY = "int8_weight_only"
     W8A8 = "w8a8"
     SPARSE24 = "sparse24"
     SPARSE24_INT4 = "sparse24_int4"
     FAKE_QUANT = "fake_quant"
+
+
+# Kinds whose case names carry the group size.
+_GROUPED = (Kind.INT4_WEIGHT_ONLY, Kind.INT4_DYNAMIC, Kind.SPARSE24_INT4, Kind.FAKE_QUANT)
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,12 @@ class Case:
     @property
     def name(self) -> str:
         shape = f"m{self.m}_k{self.k}_n{self.n}"
-        if self.kind in (Kind.INT4_WEIGHT_ONLY, Kind.SPARSE24_INT4, Kind.FAKE_QUANT):
+        if self.kind in (
+            Kind.INT4_WEIGHT_ONLY,
+            Kind.INT4_DYNAMIC,
+            Kind.SPARSE24_INT4,
+            Kind.FAKE_QUANT,
+        ):
             shape += f"_g{self.group_size}"
         return f"{self.kind.value}/{shape}/{self.model}"
 
@@ -74,4 +84,13 @@ SMOLLM2_CASES = tuple(
     for k, n in SMOLLM2_SHAPES
 )
 
-ALL_CASES = DESIGN_CASES + SMOLLM2_CASES
+# W4A8 at decode (M = 1, 8) and prefill (M = 128), at the group sizes SmolLM2 takes
+# (K = 576: 32 reproduces its Q4_1 weights, 64 is the int4 config of the model bench).
+W4A8_CASES = tuple(
+    Case(Kind.INT4_DYNAMIC, m, k, n, group_size=g, model="SmolLM2-135M")
+    for g in (64, 32)
+    for m in (1, 8, 128)
+    for k, n in SMOLLM2_SHAPES
+)
+
+ALL_CASES = DESIGN_CASES + SMOLLM2_CASES + W4A8_CASES

@@ -49,7 +49,7 @@ def build(case: Case) -> Contenders:
 
     Example:
         >>> from bench.cases import Case, Kind
-        >>> c = build(Case(Kind.INT8_WEIGHT_ONLY, m=1, k=64, n=32))
+        >>> c = build(Case(Kind.INT8_WEIGHT_ONLY, m=1, k=128, n=32))
         >>> sorted(c.ours)
         ['ours bf16', 'ours fp32']
     """
@@ -69,18 +69,23 @@ def _dense_baselines(x: torch.Tensor, xb: torch.Tensor, w: torch.Tensor):
     }
 
 
+def _torch_int4(case: Case, scales: torch.Tensor, xb: torch.Tensor) -> Callable[[], object]:
+    # torch's CPU int4 kernel: its own packed layout, bf16 scale-and-zero [K/G, N, 2]
+    # (w = (q - 8) * scale + zero), codes as int32 [N, K].
+    codes = torch.randint(0, 16, (case.n, case.k), dtype=torch.int32)
+    packed = torch._convert_weight_to_int4pack_for_cpu(codes, 1)
+    sz = torch.stack([scales.T, torch.zeros_like(scales.T)], dim=-1).bfloat16().contiguous()
+    g = case.group_size
+    return lambda: torch._weight_int4pack_mm_for_cpu(xb, packed, g, sz)
+
+
 @register(Kind.INT4_WEIGHT_ONLY)
 def _int4(case: Case) -> Contenders:
     x, xb = _activations(case)
     w = torch.randn(case.n, case.k)
     q = quantize_int4(w, case.group_size, symmetric=False)
     g = case.group_size
-    # torch's CPU int4 kernel: its own packed layout, bf16 scale-and-zero [K/G, N, 2]
-    # (w = (q - 8) * scale + zero), codes as int32 [N, K].
-    codes = torch.randint(0, 16, (case.n, case.k), dtype=torch.int32)
-    packed = torch._convert_weight_to_int4pack_for_cpu(codes, 1)
-    sz = torch.stack([q.scales.T, torch.zeros_like(q.scales.T)], dim=-1).bfloat16().contiguous()
-    base = {"torch int4 (bf16)": lambda: torch._weight_int4pack_mm_for_cpu(xb, packed, g, sz)}
+    base = {"torch int4 (bf16)": _torch_int4(case, q.scales, xb)}
     base.update(_dense_baselines(x, xb, w))
     ours = {
         "ours bf16": lambda: OPS.int4_weight_linear(xb, q.qweight, q.scales, q.zeros, g, None),
@@ -93,6 +98,36 @@ def _int4(case: Case) -> Contenders:
         base,
         ("ours bf16", goal_base),
         q.qweight.numel() + scale_bytes,
+        2 * case.m * case.k * case.n,
+    )
+
+
+@register(Kind.INT4_DYNAMIC)
+def _int4_dynamic(case: Case) -> Contenders:
+    # W4A8 against the weight-only int4 kernel on the same packed weight (what it would
+    # replace), torch's int4 kernel, W8A8 and dense F.linear.
+    x, xb = _activations(case)
+    w = torch.randn(case.n, case.k)
+    q = quantize_int4(w, case.group_size, symmetric=False)
+    q8 = quantize_int8(w)
+    g = case.group_size
+    args = (q.qweight, q.scales, q.zeros, g, None)
+    ours = {
+        "ours w4a8 fp32": lambda: OPS.int4_dynamic_linear(x, *args),
+        "ours w4a8 bf16": lambda: OPS.int4_dynamic_linear(xb, *args),
+    }
+    base = {
+        "ours int4 weight-only fp32": lambda: OPS.int4_weight_linear(x, *args),
+        "ours int4 weight-only bf16": lambda: OPS.int4_weight_linear(xb, *args),
+        "ours w8a8 fp32": lambda: OPS.int8_dynamic_linear(x, q8.qweight, q8.scales, None),
+        "torch int4 (bf16)": _torch_int4(case, q.scales, xb),
+        **_dense_baselines(x, xb, w),
+    }
+    return Contenders(
+        ours,
+        base,
+        ("ours w4a8 fp32", "ours int4 weight-only fp32"),
+        q.qweight.numel() + 2 * 4 * q.scales.numel(),
         2 * case.m * case.k * case.n,
     )
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -61,23 +62,30 @@ inline void check_shape(const char* op, const char* name, const at::Tensor& t,
 
 // Scales are data, so only the real kernels can check them; a zero, negative or
 // non-finite scale would silently produce garbage downstream. Float32 tensors (the
-// common case) are scanned in place: on a decode-sized linear, the tensor ops of the
-// generic path cost more than the kernel itself.
+// common case) are scanned in place with one branch-free pass that the compiler
+// vectorises (NaN fails both comparisons): on a decode-sized linear, the tensor ops of
+// the generic path, or a scalar loop with std::min and std::isfinite, cost as much as
+// the kernel itself (measured: 29% of a 576 x 4608 int4 decode call).
+inline bool all_positive_finite(const float* p, int64_t n) {
+  constexpr float kMax = std::numeric_limits<float>::max();
+  int bad = 0;
+  for (int64_t i = 0; i < n; ++i)
+    bad |= static_cast<int>(!(p[i] > 0.f)) | static_cast<int>(!(p[i] <= kMax));
+  return bad == 0;
+}
+
+inline bool all_finite(const float* p, int64_t n) {
+  constexpr float kMax = std::numeric_limits<float>::max();
+  int bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad |= static_cast<int>(!(std::fabs(p[i]) <= kMax));
+  return bad == 0;
+}
+
 inline void check_scales_positive_finite(const char* op, const char* name, const at::Tensor& s) {
   if (s.numel() == 0) return;
-  if (s.scalar_type() == at::kFloat && s.is_contiguous() && s.device().is_cpu()) {
-    const float* p = s.data_ptr<float>();
-    bool finite = true, positive = true;
-    float lowest = p[0];
-    for (int64_t i = 0; i < s.numel(); ++i) {
-      finite &= std::isfinite(p[i]);
-      positive &= p[i] > 0.f;
-      lowest = std::min(lowest, p[i]);
-    }
-    TORCH_CHECK(finite, op, ": ", name, " must be finite, got NaN or Inf");
-    TORCH_CHECK(positive, op, ": ", name, " must be > 0, got min ", lowest);
-    return;
-  }
+  const bool fast = s.scalar_type() == at::kFloat && s.is_contiguous() && s.device().is_cpu();
+  if (fast && all_positive_finite(s.data_ptr<float>(), s.numel())) return;
+  // Something is wrong (or the tensor is not plain float32): say what.
   auto f = s.to(at::kFloat);
   TORCH_CHECK(at::isfinite(f).all().item<bool>(), op, ": ", name,
               " must be finite, got NaN or Inf");
@@ -87,13 +95,8 @@ inline void check_scales_positive_finite(const char* op, const char* name, const
 
 inline void check_finite(const char* op, const char* name, const at::Tensor& t) {
   if (t.numel() == 0) return;
-  if (t.scalar_type() == at::kFloat && t.is_contiguous() && t.device().is_cpu()) {
-    const float* p = t.data_ptr<float>();
-    bool finite = true;
-    for (int64_t i = 0; i < t.numel(); ++i) finite &= std::isfinite(p[i]);
-    TORCH_CHECK(finite, op, ": ", name, " must be finite, got NaN or Inf");
-    return;
-  }
+  const bool fast = t.scalar_type() == at::kFloat && t.is_contiguous() && t.device().is_cpu();
+  if (fast && all_finite(t.data_ptr<float>(), t.numel())) return;
   TORCH_CHECK(at::isfinite(t.to(at::kFloat)).all().item<bool>(), op, ": ", name,
               " must be finite, got NaN or Inf");
 }

@@ -21,6 +21,9 @@ TORCH_LIBRARY(squeezeprompt, m) {
       "Tensor? bias) -> Tensor");
   m.def("int8_dynamic_linear(Tensor x, Tensor qweight, Tensor w_scales, Tensor? bias) -> Tensor");
   m.def(
+      "int4_dynamic_linear(Tensor x, Tensor qweight, Tensor scales, Tensor zeros, int group_size, "
+      "Tensor? bias) -> Tensor");
+  m.def(
       "fake_quantize(Tensor x, Tensor scale, Tensor zero_point, int qmin, int qmax, "
       "int group_size) -> Tensor");
   m.def(

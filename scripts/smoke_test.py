@@ -41,6 +41,10 @@ def _cases() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
             ops.int4_weight_linear(x, q4.qweight, q4.scales, q4.zeros, 32, b),
             ops.int4_weight_linear_ref(x, q4.qweight, q4.scales, q4.zeros, 32, b),
         ),
+        "int4_dynamic_linear": (
+            ops.int4_dynamic_linear(x, q4.qweight, q4.scales, q4.zeros, 32, b),
+            ops.int4_dynamic_linear_ref(x, q4.qweight, q4.scales, q4.zeros, 32, b),
+        ),
         "int8_dynamic_linear": (
             ops.int8_dynamic_linear(x, q8.qweight, q8.scales, b),
             ops.int8_dynamic_linear_ref(x, q8.qweight, q8.scales, b),

@@ -14,6 +14,13 @@ namespace cpu {
 
 enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
+// W4A8 activation rows are padded to whole 64-column chunks (one 32-byte load of codes).
+// Internal linkage: this header is compiled under different -m flags (see scalar_math.h).
+constexpr int64_t kInt4Int8RowAlign = 64;
+static constexpr int64_t int4_int8_row_stride(int64_t K) {
+  return (K + kInt4Int8RowAlign - 1) / kInt4Int8RowAlign * kInt4Int8RowAlign;
+}
+
 // Element types of 2:4 sparse values.
 enum class ValueType : int { kFloat = 0, kBFloat16 = 1, kHalf = 2, kInt8 = 3 };
 
@@ -35,6 +42,15 @@ struct Kernels {
                         int64_t n1, int64_t N, int32_t* acc);
   // One activation row to int8: *scale = max|x| / 127 (1 if all zero), q = clamp(round(x/scale)).
   void (*quantize_row_int8)(const float* x, int64_t K, int8_t* q, float* scale);
+  // W4A8: one row of int8 codes xq[K] into the layout int4_int8_rows reads for this group
+  // size (the ISA's own), xr[kInt4Int8RowAlign-rounded K], padding zero.
+  void (*int4_int8_pack_row)(const int8_t* xq, int64_t K, int64_t group_size, int8_t* xr);
+  // W4A8: out[m*N + n] = xscale[m] * sum_g scales[n, g] * (sum_{k in g} xq[m, k] * code(n, k)
+  //   - zeros[n, g] * xsum[m*G + g]), G = K / group_size, for n in [n0, n1), all M; xr rows
+  // (int4_int8_pack_row) are int4_int8_row_stride(K) bytes apart.
+  void (*int4_int8_rows)(const int8_t* xr, const float* xsum, const float* xscale, int64_t M,
+                         int64_t K, const uint8_t* q, const float* scales, const float* zeros,
+                         int64_t group_size, int64_t n0, int64_t n1, int64_t N, float* out);
   // 2:4 sparse rows: out[m*N + n] = scale_n * sum over kept (value, column) of value * x[m, column].
   void (*sparse24_rows)(const float* x, int64_t M, int64_t K, const void* values, ValueType vt,
                         const uint8_t* meta, const float* scales, int64_t n0, int64_t n1,

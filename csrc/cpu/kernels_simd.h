@@ -580,9 +580,23 @@ void fake_quant_group_backward(const float* x, const float* g, float* gx, int64_
   scalar::fake_quant_backward(x + nv, g + nv, gx + nv, n - nv, s, z, lo, hi, sum_s, sum_z);
 }
 
+}  // namespace
+}  // namespace SP_SIMD_NS
+}  // namespace cpu
+}  // namespace squeezeprompt
+
+// W4A8 (int4 codes x int8 activations) lives in its own file, in these same namespaces.
+#include "w4a8_simd.h"
+
+namespace squeezeprompt {
+namespace cpu {
+namespace SP_SIMD_NS {
+namespace {
+
 const Kernels kTable = {
     &int8_weight_rows,  &int4_weight_rows, &int8_dequant_rows,
     &int4_dequant_rows, &int8_dot_rows,    &quantize_row_int8,
+    &int4_int8_pack_row, &int4_int8_rows,
     &sparse24_rows,     &fake_quant_group, &fake_quant_group_backward,
     &sparse24_int4_rows, &sparse24_int4_dequant_rows,
 };

@@ -27,6 +27,7 @@ from squeezeprompt import (
 from squeezeprompt.checkpoint import CheckpointError, load, save
 from squeezeprompt.nn import (
     FakeQuant,
+    Int4Dynamic,
     Int4WeightOnly,
     Int8Dynamic,
     Int8WeightOnly,
@@ -49,6 +50,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError",
     "FakeQuant",
+    "Int4Dynamic",
     "Int4WeightOnly",
     "Int8Dynamic",
     "Int8WeightOnly",

@@ -17,6 +17,7 @@ import squeezeprompt  # noqa: F401  (loads the extension)
 from squeezeprompt.ops import (
     fake_quantize_backward_ref,
     fake_quantize_ref,
+    int4_dynamic_linear_ref,
     int4_weight_linear_ref,
     int8_dynamic_linear_ref,
     int8_weight_linear_ref,
@@ -108,6 +109,28 @@ def test_int8_dynamic_linear(isa, m, k, n):
     want = int8_dynamic_linear_ref(x, q, s)
     # Integer accumulation is exact and the rescale is the same two float products.
     torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("m", (*ROWS, 40))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k,n,group", [(576, 37, 64), (96, 70, 32), (192, 5, 96), (60, 9, 6)])
+def test_int4_dynamic_linear(isa, m, dtype, k, n, group):
+    x = torch.randn(2, m, k).to(dtype)
+    q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8)
+    s = torch.rand(n, k // group) + 0.01
+    z = torch.rand(n, k // group) * 15
+    got = OPS.int4_dynamic_linear(x, q, s, z, group, None)
+    want = int4_dynamic_linear_ref(x, q, s, z, group)
+    # Exact integer sums per group, then G + 8 float roundings at most (tests/ops/w4a8.py):
+    # bounded by the magnitude of x @ |w|^T with |w| = (code + |zero|) * scale.
+    codes = torch.stack((q & 15, q >> 4), -1).reshape(n, k).float()
+    w_mag = (codes + z.repeat_interleave(group, 1)) * s.repeat_interleave(group, 1)
+    xq_mag = x.float().abs().amax(-1, keepdim=True) * (1 + 1 / 254)  # |xq| * x_scale <= this
+    mag = (xq_mag.expand_as(x.float()) @ w_mag.T).reshape(*x.shape[:-1], n)
+    bound = (k // group + 8) * torch.finfo(torch.float32).eps * mag
+    bound = bound + torch.finfo(dtype).eps * want.float().abs() * 2
+    _check_close(got, want, bound)
 
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)

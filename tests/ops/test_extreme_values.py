@@ -18,6 +18,9 @@ What is expected, per op:
   its whole output row is NaN (where ``F.linear`` gives NaN or Inf); the other rows are
   unaffected (bit-equal to the op on those rows alone), and everything is bit-equal to
   ``int8_dynamic_linear_ref``. Rows of subnormals or zeros quantize to finite outputs.
+* W4A8 (``int4_dynamic_linear``): the same NaN rows as W8A8; other rows within the
+  bound of ``w4a8.py`` around the exact value (or the same infinity where it surely
+  overflows), and bit-equal to the op on those rows alone.
 * ``fake_quantize`` is bit-equal to its reference (NaN stays NaN, ±Inf clamps to the
   grid's ends) and its backward's per-group sums are within the summation bound.
 
@@ -37,6 +40,7 @@ from squeezeprompt.formats import dequantize_int4, pack_int4, sparse24_int4_unpa
 from squeezeprompt.ops import (
     fake_quantize_backward_ref,
     fake_quantize_ref,
+    int4_dynamic_linear_ref,
     int4_weight_linear_ref,
     int8_dynamic_linear_ref,
     int8_weight_linear_ref,
@@ -55,6 +59,7 @@ from .extremes import (
     x_specs,
 )
 from .samples import sparse24_int4_weight
+from .w4a8 import assert_w4a8_close, w4a8_expected
 
 OPS = torch.ops.squeezeprompt
 ISAS = tuple(OPS._cpu_isas_available())
@@ -193,6 +198,44 @@ def test_int8_dynamic_linear_extremes(spec: XSpec, n: int, with_bias: bool) -> N
     for isa in each_isa():
         got = OPS.int8_dynamic_linear(x, q, s, bias)
         assert_identical(got, ref, isa)
+
+
+# ---------------------------------------------------------------- W4A8
+
+
+@st.composite
+def w4a8_cases(draw):
+    group_size = draw(st.sampled_from((2, 6, 8, 32, 64, 96)))
+    spec = draw(x_specs(group_size * draw(st.integers(1, 4))))
+    return spec, group_size, draw(st.booleans())
+
+
+@given(case=w4a8_cases(), n=NS, with_bias=st.booleans())
+@example(case=(_spec(96, ("nan", 1, 70)), 32, False), n=5, with_bias=True)
+@example(case=(_spec(128, ("max_row", 0, 0), ("-inf", 2, 3)), 64, True), n=7, with_bias=False)
+def test_int4_dynamic_linear_extremes(case, n: int, with_bias: bool) -> None:
+    spec, group_size, integer_zeros = case
+    x = make_extreme_x(spec)
+    gen = _gen(spec)
+    g = spec.k // group_size
+    packed = pack_int4(torch.randint(0, 16, (n, spec.k), dtype=torch.uint8, generator=gen))
+    scales = torch.rand(n, g, generator=gen) * 0.05 + 0.005
+    zeros = torch.rand(n, g, generator=gen) * 15
+    if integer_zeros:
+        zeros = zeros.round()
+    bias = _bias(with_bias, n, spec)
+    args = (packed, scales, zeros, group_size)
+    exp = w4a8_expected(x, *args, bias)
+    rows = x.reshape(-1, spec.k)
+    bad_rows = ~rows.isfinite().all(-1)
+    assert bool(exp.value.reshape(-1, n)[bad_rows].isnan().all())
+    assert_w4a8_close(int4_dynamic_linear_ref(x, *args, bias), exp, "ref")
+    for isa in each_isa():
+        got = OPS.int4_dynamic_linear(x, *args, bias)
+        assert_w4a8_close(got, exp, f"w4a8 g{group_size} {isa}")
+        if bool((~bad_rows).any()):
+            alone = OPS.int4_dynamic_linear(rows[~bad_rows], *args, bias)
+            assert_identical(got.reshape(-1, n)[~bad_rows], alone, isa)
 
 
 # ---------------------------------------------------------------- fake quantization

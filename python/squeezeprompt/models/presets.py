@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from squeezeprompt.nn import (
+    Int4Dynamic,
     Int4WeightOnly,
     Int8Dynamic,
     Int8WeightOnly,
@@ -26,21 +27,44 @@ from squeezeprompt.nn import (
     quantize_,
     sparsify_,
 )
+from squeezeprompt.nn.filter import DEFAULT_EXCLUDE
+
+
+def _g128_else_64(model: nn.Module, config: type, exclude: tuple[str, ...]) -> nn.Module:
+    """``config`` at group 128 where it divides in_features, 64 elsewhere."""
+    quantize_(
+        model,
+        config(group_size=128),
+        LinearFilter(exclude=exclude, predicate=lambda name, mod: mod.in_features % 128 == 0),
+    )
+    return quantize_(model, config(group_size=64), LinearFilter(exclude=exclude))
 
 
 def int4_g128(model: nn.Module) -> nn.Module:
     """int4 at group 128 where it divides in_features (SmolLM2's 576-wide inputs need 64)."""
-    quantize_(
-        model,
-        Int4WeightOnly(group_size=128),
-        LinearFilter(predicate=lambda name, mod: mod.in_features % 128 == 0),
-    )
-    return quantize_(model, Int4WeightOnly(group_size=64))
+    return _g128_else_64(model, Int4WeightOnly, DEFAULT_EXCLUDE)
+
+
+def w4a8(model: nn.Module) -> nn.Module:
+    """int4 weights as in :func:`int4_g128`, times activations rounded per token to int8."""
+    return _g128_else_64(model, Int4Dynamic, DEFAULT_EXCLUDE)
+
+
+def w4a8_head(model: nn.Module) -> nn.Module:
+    """:func:`w4a8` on every Linear including the output head.
+
+    The head of a tied model gets its own packed copy; the token embedding it was tied
+    to stays float, so the model grows by the packed head (about 16 MB for SmolLM2)
+    while decoding no longer reads the float head (113 MB per token).
+    """
+    return _g128_else_64(model, Int4Dynamic, ())
 
 
 PRESETS: dict[str, Callable[[nn.Module], nn.Module]] = {
     "int8": lambda m: quantize_(m, Int8WeightOnly()),
     "int4_g128": int4_g128,
+    "w4a8": w4a8,
+    "w4a8+head": w4a8_head,
     "w8a8": lambda m: quantize_(m, Int8Dynamic()),
     "bf16": lambda m: m.to(torch.bfloat16),
     "2:4": lambda m: sparsify_(m, SemiStructured24()),

@@ -19,6 +19,7 @@ from squeezeprompt.nn.base import (
 from squeezeprompt.nn.config import (
     CONFIGS,
     FakeQuant,
+    Int4Dynamic,
     Int4WeightOnly,
     Int8Dynamic,
     Int8WeightOnly,
@@ -30,7 +31,7 @@ from squeezeprompt.nn.config import (
     config_from_dict,
     config_to_dict,
 )
-from squeezeprompt.nn.dynamic import Int8DynamicLinear
+from squeezeprompt.nn.dynamic import Int4DynamicLinear, Int8DynamicLinear
 from squeezeprompt.nn.filter import LinearFilter, select_linears
 from squeezeprompt.nn.masks import is_24_mask, magnitude_mask, magnitude_mask_24
 from squeezeprompt.nn.qat import FakeQuantLinear
@@ -55,6 +56,8 @@ __all__ = [
     "WRAPPERS",
     "FakeQuant",
     "FakeQuantLinear",
+    "Int4Dynamic",
+    "Int4DynamicLinear",
     "Int4WeightOnly",
     "Int4WeightOnlyLinear",
     "Int8Dynamic",

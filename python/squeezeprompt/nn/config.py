@@ -89,6 +89,26 @@ class Int8Dynamic(TransformConfig):
 
 
 @dataclass(frozen=True)
+class Int4Dynamic(TransformConfig):
+    """W4A8: int4 weights per ``group_size`` input columns (as ``Int4WeightOnly``), int8
+    activations per token at run time. Group sizes that are multiples of 32 take the
+    SIMD kernels; other even sizes work on the portable one.
+
+    Example:
+        >>> Int4Dynamic(group_size=64)
+        Int4Dynamic(group_size=64, symmetric=False)
+    """
+
+    kind: ClassVar[TransformKind] = TransformKind.QUANTIZE
+    group_size: int = 128
+    symmetric: bool = False
+
+    def __post_init__(self) -> None:
+        _check_group_size("Int4Dynamic", self.group_size, allow_none=False)
+        _check_bool("Int4Dynamic", "symmetric", self.symmetric)
+
+
+@dataclass(frozen=True)
 class FakeQuant(TransformConfig):
     """QAT grid: ``bits`` 4 (per group, or per channel with ``group_size=None``) or 8
     (symmetric per channel only, like the int8 layers)."""

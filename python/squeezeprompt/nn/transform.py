@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from squeezeprompt.nn.config import (
     FakeQuant,
+    Int4Dynamic,
     Int4WeightOnly,
     Int8Dynamic,
     Int8WeightOnly,
@@ -31,7 +32,7 @@ from squeezeprompt.nn.config import (
     TransformKind,
     Unstructured,
 )
-from squeezeprompt.nn.dynamic import Int8DynamicLinear
+from squeezeprompt.nn.dynamic import Int4DynamicLinear, Int8DynamicLinear
 from squeezeprompt.nn.filter import LinearFilter, select_linears
 from squeezeprompt.nn.masks import magnitude_mask
 from squeezeprompt.nn.qat import FakeQuantLinear
@@ -89,6 +90,11 @@ def _int4(linear, config, mask):
 @register_transform(Int8Dynamic)
 def _w8a8(linear, config, mask):
     return Int8DynamicLinear.from_linear(linear)
+
+
+@register_transform(Int4Dynamic)
+def _w4a8(linear, config, mask):
+    return Int4DynamicLinear.from_linear(linear, config.group_size, config.symmetric)
 
 
 @register_transform(FakeQuant)
@@ -173,7 +179,7 @@ def _apply(
 
 def quantize_(model: M, config: TransformConfig, filter: LinearFilter | None = None) -> M:
     """Replaces the chosen Linears with quantized layers (``Int8WeightOnly``,
-    ``Int4WeightOnly``, ``Int8Dynamic``); returns ``model``, changed in place.
+    ``Int4WeightOnly``, ``Int8Dynamic``, ``Int4Dynamic``); returns ``model``, changed in place.
 
     Example:
         >>> m = torch.nn.Sequential(torch.nn.Linear(256, 8))

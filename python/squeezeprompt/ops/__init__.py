@@ -14,6 +14,7 @@ from squeezeprompt.ops.fake_quant import (
     fake_quantize_backward_ref,
     fake_quantize_ref,
 )
+from squeezeprompt.ops.int4_dynamic import int4_dynamic_linear, int4_dynamic_linear_ref
 from squeezeprompt.ops.sparse import (
     masked_linear,
     masked_linear_ref,
@@ -43,6 +44,7 @@ OP_NAMES = (
     "int8_weight_linear",
     "int4_weight_linear",
     "int8_dynamic_linear",
+    "int4_dynamic_linear",
     "fake_quantize",
     "fake_quantize_backward",
     "masked_linear",
@@ -56,6 +58,8 @@ __all__ = [
     "fake_quantize",
     "fake_quantize_backward_ref",
     "fake_quantize_ref",
+    "int4_dynamic_linear",
+    "int4_dynamic_linear_ref",
     "int4_weight_linear",
     "int4_weight_linear_ref",
     "int8_dynamic_linear",

@@ -98,9 +98,10 @@ def check_int4_weight_linear_inputs(
     zeros: Tensor,
     group_size: int,
     bias: Tensor | None,
+    op: str = "int4_weight_linear",
 ) -> None:
-    """The shape, dtype and device checks of ``int4_weight_linear``, shared by its backends."""
-    op = "int4_weight_linear"
+    """The shape, dtype and device checks of ``int4_weight_linear``, shared by its backends
+    and by ``int4_dynamic_linear`` (same weight arguments; ``op`` names the op in errors)."""
     C.check_dtype(op, "qweight", qweight, torch.uint8)
     C.check_2d(op, "qweight", qweight, "[out_features, in_features / 2] (two int4 codes per byte)")
     n, k = qweight.shape[0], qweight.shape[1] * 2

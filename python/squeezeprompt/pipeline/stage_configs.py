@@ -22,11 +22,13 @@ from squeezeprompt.pipeline.schema import check_fields, register_codec
 from squeezeprompt.prompt.search.config import Strategy
 from squeezeprompt.prune.config import Pattern, Sparsity
 from squeezeprompt.quantize.grid import Bits
+from squeezeprompt.recover.train import LrSchedule
 
 __all__ = [
     "STAGE_CONFIGS",
     "Bits",
     "CalibrateConfig",
+    "LrSchedule",
     "Corpus",
     "PromptConfig",
     "PruneConfig",
@@ -202,14 +204,16 @@ class QuantizeConfig(StageConfig):
 class RecoverConfig(StageConfig):
     """Training after compression, against the dense model as teacher.
 
-    ``steps`` and ``lr`` left out (None) take the method's own defaults, which the stage
-    resolves and records in its metrics (see ``pipeline.stages.recover.resolved``).
+    ``steps``, ``lr`` and ``schedule`` left out (None) take the method's own defaults,
+    which the stage resolves and records in its metrics (see
+    ``pipeline.stages.recover.resolved``).
     """
 
     kind: ClassVar[StageKind] = StageKind.RECOVER
     method: RecoverMethod = RecoverMethod.DISTILL
     steps: int | None = None  # optimiser steps; None: the method's default
     lr: float | None = None  # None: the method's default
+    schedule: LrSchedule | None = None  # constant or cosine decay; None: the method's default
     batch_size: int = 4
     seq_len: int = 128
     temperature: float = 1.0

@@ -8,6 +8,7 @@ any ``loss_fn(model, batch)``; batches are cycled until the step budget is spent
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -21,6 +22,32 @@ from tqdm.auto import tqdm
 class OptimizerKind(Enum):
     ADAMW = "adamw"
     SGD = "sgd"
+
+
+class LrSchedule(Enum):
+    """How the learning rate moves over the step budget.
+
+    ``constant`` keeps ``lr``; ``cosine`` starts at ``lr`` and decays along half a
+    cosine to zero at the last step, so the final steps average out the noise of the
+    early, large ones (Loshchilov & Hutter, "SGDR", 2017, without restarts).
+    """
+
+    CONSTANT = "constant"
+    COSINE = "cosine"
+
+
+def lr_factor(schedule: LrSchedule, step: int, steps: int) -> float:
+    """The multiplier of ``lr`` at optimiser step ``step`` (0-based) of ``steps``.
+
+    Example:
+        >>> [round(lr_factor(LrSchedule.COSINE, t, 4), 3) for t in range(4)]
+        [1.0, 0.854, 0.5, 0.146]
+        >>> lr_factor(LrSchedule.CONSTANT, 3, 4)
+        1.0
+    """
+    if schedule is LrSchedule.CONSTANT:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * step / steps))
 
 
 @dataclass(frozen=True)
@@ -38,12 +65,15 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
     progress: bool = True
+    schedule: LrSchedule = LrSchedule.CONSTANT
 
     def __post_init__(self) -> None:
         if not isinstance(self.optimizer, OptimizerKind):
             raise TypeError(
                 f"TrainConfig: optimizer must be an OptimizerKind, got {self.optimizer!r}"
             )
+        if not isinstance(self.schedule, LrSchedule):
+            raise TypeError(f"TrainConfig: schedule must be an LrSchedule, got {self.schedule!r}")
         if self.steps <= 0:
             raise ValueError(f"TrainConfig: steps must be positive, got {self.steps}")
         if not self.lr > 0:
@@ -118,6 +148,7 @@ def train(
         raise ValueError("train: the model has no parameters with requires_grad=True")
     params = [p for g in groups for p in g["params"]]
     optimizer = OPTIMIZERS[config.optimizer](groups, config)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
     was_training = model.training
     model.train()
     losses: list[float] = []
@@ -131,6 +162,9 @@ def train(
             loss.backward()
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            factor = lr_factor(config.schedule, len(losses), config.steps)
+            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+                group["lr"] = base * factor
             optimizer.step()
             if after_step is not None:
                 after_step()

@@ -35,7 +35,7 @@ from squeezeprompt.evaluate import token_windows
 from squeezeprompt.pipeline.context import POOL_FACTOR, RunContext
 from squeezeprompt.pipeline.runner import LOG, seed_everything
 from squeezeprompt.pipeline.stage_configs import RecoverConfig, RecoverMethod
-from squeezeprompt.pipeline.stages.recover import METHODS, training_batches
+from squeezeprompt.pipeline.stages.recover import METHODS, resolved, training_batches
 from squeezeprompt.pipeline.stages.registry import adapter_for
 from squeezeprompt.pipeline.validate import load_and_validate
 from squeezeprompt.recover.distill import distill_loss_fn
@@ -91,7 +91,7 @@ def sweep(
         >>> sweep("int4-rtn", RecoverMethod.LORA, [1e-3], 20, 10)  # doctest: +SKIP
         {"start": "int4-rtn", "method": "lora", "lr": 0.001, "step": 0, ...}
     """
-    config = RecoverConfig(method=method, steps=steps, lr=lrs[0])
+    config = resolved(RecoverConfig(method=method, steps=steps, lr=lrs[0]))
     recipe = recovery_recipe(row_by_key(start, SETTINGS.group_size), config)
     model, tokenizer, source = load_and_validate(recipe)
     ctx = RunContext(recipe, model, tokenizer, source, LOG, progress=False)
@@ -120,7 +120,7 @@ def _train_one(
     baseline: bool = True,
 ) -> None:
     """The recover stage's training of ``ctx.model``, measured every ``eval_every`` steps."""
-    assert config.steps is not None and config.lr is not None
+    assert config.steps is not None and config.lr is not None and config.schedule is not None
     method = METHODS[config.method]
     batches = training_batches(ctx, config)
     method.prepare(ctx, config)
@@ -152,7 +152,7 @@ def _train_one(
         ctx.model,
         distill_loss_fn(ctx.teacher, config.temperature),
         batches,
-        TrainConfig(steps=config.steps, lr=config.lr, progress=False),
+        TrainConfig(steps=config.steps, lr=config.lr, schedule=config.schedule, progress=False),
         lr_scale=method.lr_scale,
         after_step=after_step,
     )

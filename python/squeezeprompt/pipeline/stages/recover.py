@@ -12,8 +12,9 @@ never the perplexity hold-out) and the same loop; they differ in what trains:
   train, and they stay separate from the packed weights (saved in the checkpoint as
   ``LoRALinear`` wrappers).
 
-Each method has its own step budget and learning rate (:data:`METHODS`), used where the
-recipe leaves ``steps`` / ``lr`` out; the stage's metrics record the values it ran with.
+Each method has its own step budget, learning rate and schedule (:data:`METHODS`), used
+where the recipe leaves ``steps`` / ``lr`` / ``schedule`` out; the stage's metrics
+record the values it ran with.
 
 The math and the loop live in :mod:`squeezeprompt.recover`; this module only orchestrates.
 """
@@ -47,7 +48,7 @@ from squeezeprompt.prune import Pattern
 from squeezeprompt.recover.distill import distill_loss_fn
 from squeezeprompt.recover.lora import LoRAConfig, LoRALinear, apply_lora_
 from squeezeprompt.recover.qat import prepare_qat_from_quantized_
-from squeezeprompt.recover.train import LrScale, TrainConfig, train
+from squeezeprompt.recover.train import LrScale, LrSchedule, TrainConfig, train
 from squeezeprompt.recover.trainable import mark_trainable, trainable_count
 
 Check = Callable[[RecoverConfig, nn.Module, Sequence[StageConfig]], None]
@@ -56,12 +57,14 @@ Check = Callable[[RecoverConfig, nn.Module, Sequence[StageConfig]], None]
 @dataclass(frozen=True)
 class Method:
     """One recovery method: ``prepare`` swaps layers and unfreezes what trains (returning a
-    summary); ``finish`` turns training-time layers into inference ones. ``default_steps``
-    and ``default_lr`` fill a recipe's left-out ``steps`` / ``lr``."""
+    summary); ``finish`` turns training-time layers into inference ones. ``default_steps``,
+    ``default_lr`` and ``default_schedule`` fill a recipe's left-out ``steps`` / ``lr`` /
+    ``schedule``."""
 
     prepare: Callable[[RunContext, RecoverConfig], dict[str, Any]]
     default_steps: int
     default_lr: float
+    default_schedule: LrSchedule = LrSchedule.CONSTANT
     finish: Callable[[RunContext], None] = lambda ctx: None
     check: Check = lambda config, model, earlier: None
     lr_scale: LrScale | None = None  # per-parameter multiplier of the recipe's lr
@@ -214,7 +217,7 @@ register_method(RecoverMethod.LORA, Method(_prepare_lora, LORA_STEPS, LORA_LR, c
 
 
 def resolved(config: RecoverConfig) -> RecoverConfig:
-    """``config`` with a left-out ``steps`` / ``lr`` set to its method's default.
+    """``config`` with a left-out ``steps`` / ``lr`` / ``schedule`` set to its method's default.
 
     Example:
         >>> resolved(RecoverConfig(method=RecoverMethod.LORA, steps=5)).steps
@@ -227,6 +230,7 @@ def resolved(config: RecoverConfig) -> RecoverConfig:
         config,
         steps=method.default_steps if config.steps is None else config.steps,
         lr=method.default_lr if config.lr is None else config.lr,
+        schedule=method.default_schedule if config.schedule is None else config.schedule,
     )
 
 
@@ -266,7 +270,7 @@ class RecoverStage:
     def run(self, ctx: RunContext, config: RecoverConfig) -> dict[str, Any]:
         method = METHODS[config.method]
         run = resolved(config)
-        assert run.steps is not None and run.lr is not None
+        assert run.steps is not None and run.lr is not None and run.schedule is not None
         batches = training_batches(ctx, config)
         summary = method.prepare(ctx, config)  # the recipe's own config: qat finds it there
         trainable = trainable_count(ctx.model)
@@ -276,7 +280,7 @@ class RecoverStage:
             ctx.model,
             distill_loss_fn(ctx.teacher, config.temperature),
             batches,
-            TrainConfig(steps=run.steps, lr=run.lr, progress=ctx.progress),
+            TrainConfig(steps=run.steps, lr=run.lr, schedule=run.schedule, progress=ctx.progress),
             lr_scale=method.lr_scale,
             after_step=None if method.after_step is None else lambda: method.after_step(ctx.model),
         )
@@ -286,6 +290,7 @@ class RecoverStage:
             "method": config.method.value,
             "steps": run.steps,  # as resolved: the recipe may leave them to the method
             "lr": run.lr,
+            "schedule": run.schedule.value,
             **summary,
             "trainable_parameters": trainable,
             "loss_first": losses[0],
