@@ -100,6 +100,11 @@ def _prepare_distill(ctx: RunContext, config: RecoverConfig) -> dict[str, Any]:
 # Distillation retrains every pruned weight: from 50% Wanda (ppl 82.7, dense 35.1) 60
 # steps closed 44% of the log gap (56.5) and 100 steps 49% (54.5), just short of half.
 DISTILL_STEPS, DISTILL_LR = 100, 3e-4
+# Neither a cosine decay nor larger steps for the vectors (norm scales, biases) beat the
+# constant rate on both start points (held-back loss after 100 steps, recovery_sweep.md):
+# from int4 RTN, where only the norms train, cosine with vectors at 10x helped (0.270 ->
+# 0.255); from 50% Wanda it hurt (0.549 -> 0.559), vectors at 10x alone hurt more, and
+# cosine at twice the rate diverged. So distillation keeps the constant schedule.
 
 register_method(RecoverMethod.DISTILL, Method(_prepare_distill, DISTILL_STEPS, DISTILL_LR))
 
