@@ -89,8 +89,9 @@ def _error(text: str) -> str:
             "stages[0].quantize.group_size: int8 weights are per output channel",
         ),
         (
-            "model: m\nstages: [{quantize: {bits: 4, dynamic_activations: true}}]",
-            "stages[0].quantize.dynamic_activations: needs bits: 8",
+            "model: m\nstages: [{quantize: {method: gptq, bits: 8, group_size: null, "
+            "dynamic_activations: true}}]",
+            "stages[0].quantize.dynamic_activations: W8A8 needs method: rtn, got gptq",
         ),
         (
             "model: m\nstages: [{quantize: {}}, {prune: {}}]",

@@ -35,7 +35,12 @@ def _layernorm_llama() -> tuple[torch.nn.Module, object]:
         (
             "stages: [{quantize: {method: awq, bits: 8, group_size: null, "
             "dynamic_activations: true}}]",
-            "stages[0].quantize.dynamic_activations: needs method: rtn, got awq",
+            "stages[0].quantize.dynamic_activations: W8A8 needs method: rtn, got awq",
+        ),
+        (
+            "stages: [{quantize: {group_size: 32, dynamic_activations: true, "
+            "smoothquant_alpha: 0.5}}]",
+            "stages[0].quantize.smoothquant_alpha: smooths W8A8 inputs: needs bits: 8",
         ),
         (
             "stages: [{quantize: {method: awq, group_size: 100}}]",

@@ -47,7 +47,12 @@ def _fails(body: str, tmp_path: Path, model: str = tiny.TINY) -> str:
         (
             "stages: [{prune: {sparsity: '2:4'}}, {quantize: {bits: 8, group_size: null, "
             "dynamic_activations: true}}]",
-            "stages[1].quantize.dynamic_activations: no 2:4 W8A8 layer",
+            "stages[1].quantize.dynamic_activations: no 2:4 layer with dynamic activations",
+        ),
+        (
+            "stages: [{prune: {sparsity: '2:4'}}, {quantize: {group_size: 32, "
+            "dynamic_activations: true}}]",
+            "stages[1].quantize.dynamic_activations: no 2:4 layer with dynamic activations",
         ),
         (
             "stages: [{prune: {exclude: ['*']}}]",

@@ -161,14 +161,15 @@ class PruneConfig(StageConfig):
 
 @dataclass(frozen=True)
 class QuantizeConfig(StageConfig):
-    """Weight quantization of every targeted Linear; int8 may also quantize activations."""
+    """Weight quantization of every targeted Linear, optionally with activations rounded
+    per token to int8 at run time (``dynamic_activations``: W8A8 for int8, W4A8 for int4)."""
 
     kind: ClassVar[StageKind] = StageKind.QUANTIZE
     method: QuantMethod = QuantMethod.RTN
     bits: Bits = Bits.INT4
     group_size: int | None = 128  # int4 only; None = one group per row
     symmetric: bool = False  # int4 only: int8 layers are symmetric by construction
-    dynamic_activations: bool = False  # W8A8: per-token int8 activations
+    dynamic_activations: bool = False  # per-token int8 activations: W8A8 or W4A8
     # W8A8 only: SmoothQuant migration strength (0.5 in the paper); None = no smoothing,
     # so a plain W8A8 recipe needs no calibration and means what it always meant.
     smoothquant_alpha: float | None = None
@@ -183,11 +184,16 @@ class QuantizeConfig(StageConfig):
                 "group_size",
                 f"int8 weights are per output channel: use null, got {self.group_size}",
             )
-        if self.dynamic_activations and (self.bits is not Bits.INT8):
-            raise RecipeError("dynamic_activations", "needs bits: 8 (W8A8)")
-        if self.dynamic_activations and self.method is not QuantMethod.RTN:
-            raise RecipeError("dynamic_activations", f"needs method: rtn, got {self.method.value}")
+        # W4A8 takes any int4 method (the weights are the same grid); W8A8 layers are
+        # built by rounding to nearest only.
+        w8a8 = self.dynamic_activations and self.bits is Bits.INT8
+        if w8a8 and self.method is not QuantMethod.RTN:
+            raise RecipeError(
+                "dynamic_activations", f"W8A8 needs method: rtn, got {self.method.value}"
+            )
         alpha = self.smoothquant_alpha
+        if alpha is not None and self.bits is not Bits.INT8:
+            raise RecipeError("smoothquant_alpha", "smooths W8A8 inputs: needs bits: 8")
         if alpha is not None and not self.dynamic_activations:
             raise RecipeError(
                 "smoothquant_alpha", "needs dynamic_activations: true (it smooths W8A8 inputs)"

@@ -1,5 +1,9 @@
 """The quantize stage: every targeted Linear becomes a packed int4/int8 layer.
 
+With ``dynamic_activations`` the layer also rounds its input per token to int8 at run
+time: ``Int8DynamicLinear`` (W8A8) or ``Int4DynamicLinear`` (W4A8, the same int4 grid
+as the weight-only layer, so RTN, GPTQ and AWQ all build it).
+
 A layer pruned earlier keeps its zeros: 2:4 + int4 becomes ``Sparse24Int4Linear``, 2:4 +
 int8 a ``Sparse24Linear`` with int8 values, unstructured zeros are quantized in place
 (both grids represent 0 exactly). The rounding math lives in :mod:`squeezeprompt.quantize`.
@@ -18,7 +22,7 @@ from torch import Tensor, nn
 
 from squeezeprompt.calibration import find_blocks
 from squeezeprompt.formats import Int4Weight, Int8Weight
-from squeezeprompt.nn.dynamic import Int8DynamicLinear
+from squeezeprompt.nn.dynamic import Int4DynamicLinear, Int8DynamicLinear
 from squeezeprompt.nn.sparse import MaskedLinear, Sparse24Int4Linear, Sparse24Linear
 from squeezeprompt.nn.weight_only import Int4WeightOnlyLinear, Int8WeightOnlyLinear
 from squeezeprompt.pipeline.context import RunContext
@@ -72,6 +76,10 @@ def _float_linear(module: nn.Linear | MaskedLinear) -> tuple[nn.Linear, Tensor |
     return module, None
 
 
+def _int4_class(config: QuantizeConfig) -> type[Int4WeightOnlyLinear]:
+    return Int4DynamicLinear if config.dynamic_activations else Int4WeightOnlyLinear
+
+
 def _rtn_layer(lin: nn.Linear, mask: Tensor | None, config: QuantizeConfig) -> nn.Module:
     """Round-to-nearest layer of ``lin`` (whose weight is already zero where ``mask`` is)."""
     semi = mask is not None and is_semi_24(mask)
@@ -79,7 +87,7 @@ def _rtn_layer(lin: nn.Linear, mask: Tensor | None, config: QuantizeConfig) -> n
     if config.bits is Bits.INT4:
         if semi:
             return Sparse24Int4Linear.from_linear(lin, group, config.symmetric, mask=mask)
-        return Int4WeightOnlyLinear.from_linear(lin, group, config.symmetric)
+        return _int4_class(config).from_linear(lin, group, config.symmetric)
     if semi:
         return Sparse24Linear.from_linear(lin, mask, int8_values=True)
     if config.dynamic_activations:
@@ -89,7 +97,7 @@ def _rtn_layer(lin: nn.Linear, mask: Tensor | None, config: QuantizeConfig) -> n
 
 def _packed_layer(q: Int4Weight | Int8Weight, lin: nn.Linear, config: QuantizeConfig) -> nn.Module:
     if isinstance(q, Int4Weight):
-        return Int4WeightOnlyLinear.from_int4(q, lin.bias, symmetric=config.symmetric)
+        return _int4_class(config).from_int4(q, lin.bias, symmetric=config.symmetric)
     layer = Int8WeightOnlyLinear(lin.in_features, lin.out_features, lin.bias is not None)
     layer.qweight.copy_(q.qweight)
     layer.scales.copy_(q.scales)
@@ -151,7 +159,8 @@ class QuantizeStage:
         pattern = _prior_pattern(earlier)
         if pattern is Pattern.SEMI_24 and config.dynamic_activations:
             raise RecipeError(
-                "dynamic_activations", "no 2:4 W8A8 layer exists; use bits 8 weight-only"
+                "dynamic_activations",
+                "no 2:4 layer with dynamic activations exists; drop dynamic_activations",
             )
         targets = linear_targets(model, config.exclude)
         if not targets:

@@ -122,7 +122,9 @@ def _check_qat(config: RecoverConfig, model: nn.Module, earlier: Sequence[StageC
     if quant is None:
         raise RecipeError("method", "qat needs a quantize stage before it (nothing is quantized)")
     if quant.dynamic_activations:
-        raise RecipeError("method", "qat trains weight-only grids; W8A8 has no fake-quant layer")
+        raise RecipeError(
+            "method", "qat trains weight-only grids; W8A8 and W4A8 have no fake-quant layer"
+        )
     semi = any(
         isinstance(s, PruneConfig) and s.sparsity.pattern is Pattern.SEMI_24 for s in earlier
     )
