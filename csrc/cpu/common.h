@@ -41,6 +41,22 @@ inline int64_t row_grain(int64_t work_per_row) {
   return std::max<int64_t>(4, kMinTaskWork / std::max<int64_t>(1, work_per_row));
 }
 
+// An op's int4 group grid as its kernels read it: scales and zeros as contiguous
+// float32, after the value checks every int4 kernel relies on (scales > 0 and finite,
+// zeros finite; the shapes were checked with the op's other inputs).
+struct Int4GridBuffers {
+  at::Tensor scales, zeros;
+  const float* scales_ptr() const { return scales.data_ptr<float>(); }
+  const float* zeros_ptr() const { return zeros.data_ptr<float>(); }
+};
+
+inline Int4GridBuffers int4_grid_buffers(const char* op, const at::Tensor& scales,
+                                         const at::Tensor& zeros) {
+  check_scales_positive_finite(op, "scales", scales);
+  check_finite(op, "zeros", zeros);
+  return {scales.to(at::kFloat).contiguous(), zeros.to(at::kFloat).contiguous()};
+}
+
 // Below this many rows a streaming kernel that reads each weight once wins;
 // above it the work is compute-bound and a dequantized BLAS GEMM wins.
 constexpr int64_t kStreamingMaxRows = 16;

@@ -54,23 +54,20 @@ at::Tensor int4_dynamic_linear_cpu(const at::Tensor& x, const at::Tensor& qweigh
   constexpr const char* op = "int4_dynamic_linear";
   const LinearDims dims = check_int4_weight_inputs(op, x, qweight, scales, zeros, group_size, bias);
   const int64_t N = dims.out_features, K = dims.in_features;
-  check_scales_positive_finite(op, "scales", scales);
-  check_finite(op, "zeros", zeros);
+  const Int4GridBuffers grid = int4_grid_buffers(op, scales, zeros);
 
   const cpu::Kernels& kern = cpu::active_kernels();
   const at::Tensor x2 = activations_fp32(x);
   const int64_t M = x2.size(0);
   const QuantizedRows rows = quantize_rows(kern, x2, group_size);
   at::Tensor q = qweight.contiguous();
-  at::Tensor s = scales.to(at::kFloat).contiguous();
-  at::Tensor z = zeros.to(at::kFloat).contiguous();
   at::Tensor out = at::empty({M, N}, x2.options());
   const int8_t* xrp = rows.xr.data();
   const float* sump = rows.xsum.data();
   const float* scalep = rows.xscale.data();
   const uint8_t* qp = q.data_ptr<uint8_t>();
-  const float* sp = s.data_ptr<float>();
-  const float* zp = z.data_ptr<float>();
+  const float* sp = grid.scales_ptr();
+  const float* zp = grid.zeros_ptr();
   float* op_out = out.data_ptr<float>();
   at::parallel_for(0, N, row_grain(M * K), [&](int64_t n0, int64_t n1) {
     kern.int4_int8_rows(xrp, sump, scalep, M, K, qp, sp, zp, group_size, n0, n1, N, op_out);

@@ -18,16 +18,13 @@ at::Tensor sparse24_int4_linear_cpu(const at::Tensor& x, const at::Tensor& value
   const LinearDims dims =
       check_sparse24_int4_inputs(op, x, values, meta, scales, zeros, group_size, bias);
   const int64_t N = dims.out_features, K = dims.in_features;
-  check_scales_positive_finite(op, "scales", scales);
-  check_finite(op, "zeros", zeros);
+  const Int4GridBuffers grid = int4_grid_buffers(op, scales, zeros);
 
   at::Tensor v = values.contiguous(), mt = meta.contiguous();
-  at::Tensor s = scales.to(at::kFloat).contiguous();
-  at::Tensor z = zeros.to(at::kFloat).contiguous();
   const uint8_t* vp = v.data_ptr<uint8_t>();
   const uint8_t* mp = mt.data_ptr<uint8_t>();
-  const float* sp = s.data_ptr<float>();
-  const float* zp = z.data_ptr<float>();
+  const float* sp = grid.scales_ptr();
+  const float* zp = grid.zeros_ptr();
   const cpu::Kernels& kern = cpu::active_kernels();
   const at::Tensor x2 = activations_fp32(x);
   at::Tensor out = streaming_or_panel_matmul(

@@ -34,15 +34,12 @@ at::Tensor int4_weight_linear_cpu(const at::Tensor& x, const at::Tensor& qweight
   constexpr const char* op = "int4_weight_linear";
   const LinearDims dims = check_int4_weight_inputs(op, x, qweight, scales, zeros, group_size, bias);
   const int64_t N = dims.out_features, K = dims.in_features;
-  check_scales_positive_finite(op, "scales", scales);
-  check_finite(op, "zeros", zeros);
+  const Int4GridBuffers grid = int4_grid_buffers(op, scales, zeros);
 
   at::Tensor q = qweight.contiguous();
-  at::Tensor s = scales.to(at::kFloat).contiguous();
-  at::Tensor z = zeros.to(at::kFloat).contiguous();
   const uint8_t* qp = q.data_ptr<uint8_t>();
-  const float* sp = s.data_ptr<float>();
-  const float* zp = z.data_ptr<float>();
+  const float* sp = grid.scales_ptr();
+  const float* zp = grid.zeros_ptr();
   const cpu::Kernels& kern = cpu::active_kernels();
   at::Tensor out = streaming_or_panel_matmul(
       activations_fp32(x), N, K, K,
