@@ -312,3 +312,45 @@ def sparse24_int4_weight(
     if integer_zeros:
         zeros = zeros.round()
     return Sparse24Int4Sample(values, meta, scales, zeros, group_size)
+
+
+def int4_args(**override: object) -> tuple:
+    """Valid ``(x, qweight, scales, zeros, group_size, bias)`` for the int4 linears
+    (K = INT4_K, group 24), with ``override`` replacing some of them."""
+    w = int4_weight(group_size=24)
+    args = {
+        "x": torch.randn(3, INT4_K),
+        "qweight": w.qweight,
+        "scales": w.scales,
+        "zeros": w.zeros,
+        "group_size": 24,
+        "bias": torch.randn(INT4_N),
+    }
+    args.update(override)
+    return tuple(args.values())
+
+
+# Bad shapes, dtypes and devices of the int4 linears' arguments: name -> (override of
+# int4_args, the argument the error must name).
+INT4_SHAPE_ERRORS = {
+    "x_int": (dict(x=torch.ones(3, INT4_K, dtype=torch.int64)), "x"),
+    "x_float64": (dict(x=torch.randn(3, INT4_K, dtype=torch.float64)), "x"),
+    "x_scalar": (dict(x=torch.tensor(1.0)), "x"),
+    "x_last_dim": (dict(x=torch.randn(3, INT4_K - 2)), "x.shape[-1]"),
+    "qweight_float": (dict(qweight=torch.randn(INT4_N, INT4_K // 2)), "qweight"),
+    "qweight_int8": (dict(qweight=torch.ones(INT4_N, INT4_K // 2, dtype=torch.int8)), "qweight"),
+    "qweight_1d": (dict(qweight=torch.ones(INT4_K // 2, dtype=torch.uint8)), "qweight"),
+    "scales_shape": (dict(scales=torch.ones(INT4_N, 4)), "scales"),
+    "scales_n_plus_1": (dict(scales=torch.ones(INT4_N + 1, 3)), "scales"),
+    "scales_int": (dict(scales=torch.ones(INT4_N, 3, dtype=torch.int32)), "scales"),
+    "zeros_shape": (dict(zeros=torch.ones(INT4_N, 2)), "zeros"),
+    "zeros_int": (dict(zeros=torch.ones(INT4_N, 3, dtype=torch.int32)), "zeros"),
+    "group_not_dividing": (dict(group_size=16), "group_size"),
+    "group_zero": (dict(group_size=0), "group_size"),
+    "group_negative": (dict(group_size=-24), "group_size"),
+    "bias_shape": (dict(bias=torch.ones(INT4_N - 1)), "bias"),
+    "bias_int": (dict(bias=torch.ones(INT4_N, dtype=torch.int64)), "bias"),
+    "zeros_device": (dict(zeros=torch.ones(INT4_N, 3, device="meta")), "zeros"),
+    "scales_device": (dict(scales=torch.ones(INT4_N, 3, device="meta")), "scales"),
+    "bias_device": (dict(bias=torch.ones(INT4_N, device="meta")), "bias"),
+}

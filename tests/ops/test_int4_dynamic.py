@@ -23,11 +23,13 @@ from .samples import (
     F32_EPS,
     INT4_K,
     INT4_N,
+    INT4_SHAPE_ERRORS,
     X_CASE_IDS,
     X_CASES,
     assert_fake_matches_real,
     assert_rejects,
     assert_within,
+    int4_args,
     int4_weight,
     leaf,
     linear_bound,
@@ -206,63 +208,25 @@ def test_env_var_forces_each_path():
 # ---- bad inputs --------------------------------------------------------------------------
 
 
-def _args(**override):
-    w = int4_weight(group_size=24)
-    args = {
-        "x": torch.randn(3, INT4_K),
-        "qweight": w.qweight,
-        "scales": w.scales,
-        "zeros": w.zeros,
-        "group_size": 24,
-        "bias": torch.randn(INT4_N),
-    }
-    args.update(override)
-    return tuple(args.values())
-
-
-_SHAPE_ERRORS = {
-    "x_int": (dict(x=torch.ones(3, INT4_K, dtype=torch.int64)), "x"),
-    "x_float64": (dict(x=torch.randn(3, INT4_K, dtype=torch.float64)), "x"),
-    "x_scalar": (dict(x=torch.tensor(1.0)), "x"),
-    "x_last_dim": (dict(x=torch.randn(3, INT4_K - 2)), "x.shape[-1]"),
-    "qweight_float": (dict(qweight=torch.randn(INT4_N, INT4_K // 2)), "qweight"),
-    "qweight_int8": (dict(qweight=torch.ones(INT4_N, INT4_K // 2, dtype=torch.int8)), "qweight"),
-    "qweight_1d": (dict(qweight=torch.ones(INT4_K // 2, dtype=torch.uint8)), "qweight"),
-    "scales_shape": (dict(scales=torch.ones(INT4_N, 4)), "scales"),
-    "scales_n_plus_1": (dict(scales=torch.ones(INT4_N + 1, 3)), "scales"),
-    "scales_int": (dict(scales=torch.ones(INT4_N, 3, dtype=torch.int32)), "scales"),
-    "zeros_shape": (dict(zeros=torch.ones(INT4_N, 2)), "zeros"),
-    "zeros_int": (dict(zeros=torch.ones(INT4_N, 3, dtype=torch.int32)), "zeros"),
-    "group_not_dividing": (dict(group_size=16), "group_size"),
-    "group_zero": (dict(group_size=0), "group_size"),
-    "group_negative": (dict(group_size=-24), "group_size"),
-    "bias_shape": (dict(bias=torch.ones(INT4_N - 1)), "bias"),
-    "bias_int": (dict(bias=torch.ones(INT4_N, dtype=torch.int64)), "bias"),
-    "zeros_device": (dict(zeros=torch.ones(INT4_N, 3, device="meta")), "zeros"),
-    "scales_device": (dict(scales=torch.ones(INT4_N, 3, device="meta")), "scales"),
-    "bias_device": (dict(bias=torch.ones(INT4_N, device="meta")), "bias"),
-}
-
-
 @pytest.mark.parametrize("fake", [False, True], ids=["eager", "fake"])
-@pytest.mark.parametrize("name", sorted(_SHAPE_ERRORS))
+@pytest.mark.parametrize("name", sorted(INT4_SHAPE_ERRORS))
 def test_rejects_bad_shapes_and_dtypes(name, fake):
-    override, arg = _SHAPE_ERRORS[name]
-    assert_rejects(OPS.int4_dynamic_linear, _args(**override), OP, arg, fake)
+    override, arg = INT4_SHAPE_ERRORS[name]
+    assert_rejects(OPS.int4_dynamic_linear, int4_args(**override), OP, arg, fake)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0, -0.5])
 def test_rejects_bad_scale_values(value):
     scales = torch.ones(INT4_N, 3)
     scales[5, 2] = value
-    assert_rejects(OPS.int4_dynamic_linear, _args(scales=scales), OP, "scales")
+    assert_rejects(OPS.int4_dynamic_linear, int4_args(scales=scales), OP, "scales")
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 def test_rejects_non_finite_zeros(value):
     zeros = torch.full((INT4_N, 3), 8.0)
     zeros[1, 2] = value
-    assert_rejects(OPS.int4_dynamic_linear, _args(zeros=zeros), OP, "zeros")
+    assert_rejects(OPS.int4_dynamic_linear, int4_args(zeros=zeros), OP, "zeros")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -24,6 +24,7 @@ from .samples import (
     F32_EPS,
     INT4_K,
     INT4_N,
+    INT4_SHAPE_ERRORS,
     INT8_K,
     INT8_N,
     X_CASE_IDS,
@@ -31,6 +32,7 @@ from .samples import (
     assert_fake_matches_real,
     assert_rejects,
     assert_within,
+    int4_args,
     int4_weight,
     int8_weight,
     leaf,
@@ -212,20 +214,6 @@ def _int8_args(**override):
     return tuple(args.values())
 
 
-def _int4_args(**override):
-    w = int4_weight(group_size=24)
-    args = {
-        "x": torch.randn(3, INT4_K),
-        "qweight": w.qweight,
-        "scales": w.scales,
-        "zeros": w.zeros,
-        "group_size": 24,
-        "bias": torch.randn(INT4_N),
-    }
-    args.update(override)
-    return tuple(args.values())
-
-
 _SHAPE_ERRORS_INT8 = {
     "x_int": (dict(x=torch.ones(3, INT8_K, dtype=torch.int32)), "x"),
     "x_float64": (dict(x=torch.randn(3, INT8_K, dtype=torch.float64)), "x"),
@@ -244,23 +232,6 @@ _SHAPE_ERRORS_INT8 = {
         "qweight",
     ),
     "bias_device": (dict(bias=torch.ones(INT8_N, device="meta")), "bias"),
-}
-
-_SHAPE_ERRORS_INT4 = {
-    "x_int": (dict(x=torch.ones(3, INT4_K, dtype=torch.int64)), "x"),
-    "x_last_dim": (dict(x=torch.randn(3, INT4_K - 2)), "x.shape[-1]"),
-    "qweight_float": (dict(qweight=torch.randn(INT4_N, INT4_K // 2)), "qweight"),
-    "qweight_int8": (dict(qweight=torch.ones(INT4_N, INT4_K // 2, dtype=torch.int8)), "qweight"),
-    "scales_shape": (dict(scales=torch.ones(INT4_N, 4)), "scales"),
-    "scales_n_plus_1": (dict(scales=torch.ones(INT4_N + 1, 3)), "scales"),
-    "zeros_shape": (dict(zeros=torch.ones(INT4_N, 2)), "zeros"),
-    "zeros_int": (dict(zeros=torch.ones(INT4_N, 3, dtype=torch.int32)), "zeros"),
-    "group_not_dividing": (dict(group_size=16), "group_size"),
-    "group_zero": (dict(group_size=0), "group_size"),
-    "group_negative": (dict(group_size=-24), "group_size"),
-    "bias_shape": (dict(bias=torch.ones(INT4_N - 1)), "bias"),
-    "zeros_device": (dict(zeros=torch.ones(INT4_N, 3, device="meta")), "zeros"),
-    "scales_device": (dict(scales=torch.ones(INT4_N, 3, device="meta")), "scales"),
 }
 
 
@@ -286,10 +257,10 @@ def test_int8_weight_linear_rejects_bad_shapes_and_dtypes(name, fake):
 
 
 @pytest.mark.parametrize("fake", [False, True], ids=["eager", "fake"])
-@pytest.mark.parametrize("name", sorted(_SHAPE_ERRORS_INT4))
+@pytest.mark.parametrize("name", sorted(INT4_SHAPE_ERRORS))
 def test_int4_weight_linear_rejects_bad_shapes_and_dtypes(name, fake):
-    override, arg = _SHAPE_ERRORS_INT4[name]
-    assert_rejects(OPS.int4_weight_linear, _int4_args(**override), "int4_weight_linear", arg, fake)
+    override, arg = INT4_SHAPE_ERRORS[name]
+    assert_rejects(OPS.int4_weight_linear, int4_args(**override), "int4_weight_linear", arg, fake)
 
 
 @pytest.mark.parametrize("kind", ["nan", "inf", "zero", "negative", "one_nan"])
@@ -297,11 +268,11 @@ def test_weight_only_rejects_bad_scale_values(kind):
     s8 = _value_scales(INT8_N)[kind]
     assert_rejects(OPS.int8_weight_linear, _int8_args(scales=s8), "int8_weight_linear", "scales")
     s4 = _value_scales(INT4_N, 3)[kind]
-    assert_rejects(OPS.int4_weight_linear, _int4_args(scales=s4), "int4_weight_linear", "scales")
+    assert_rejects(OPS.int4_weight_linear, int4_args(scales=s4), "int4_weight_linear", "scales")
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 def test_int4_weight_linear_rejects_non_finite_zeros(value):
     zeros = torch.full((INT4_N, 3), 8.0)
     zeros[1, 2] = value
-    assert_rejects(OPS.int4_weight_linear, _int4_args(zeros=zeros), "int4_weight_linear", "zeros")
+    assert_rejects(OPS.int4_weight_linear, int4_args(zeros=zeros), "int4_weight_linear", "zeros")
