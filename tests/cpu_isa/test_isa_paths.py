@@ -36,7 +36,7 @@ def _isa_param(name: str):
 
 
 ISAS = [_isa_param(name) for name in ALL_ISAS]
-ROWS = (1, 3, 17)
+ROWS = (1, 3, 5, 8, 17)  # 5 and 8 reach the 4-row int8 and 5-8-row int4 tiles
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
