@@ -59,8 +59,14 @@ def _heldout_loss(ctx: RunContext) -> float:
 @pytest.mark.parametrize(
     ("start", "method", "lr"),
     # QAT steps the latent weights themselves: 1e-3 would flip many codes at once.
-    [(PRUNE, "distill", 1e-3), (QUANT, "qat", 1e-4), (QUANT, "lora", 1e-3), (PRUNE, "lora", 1e-3)],
-    ids=["distill-pruned", "qat-int4", "lora-int4", "lora-pruned"],
+    [
+        (PRUNE, "distill", 1e-3),
+        (QUANT, "distill", 1e-3),
+        (QUANT, "qat", 1e-4),
+        (QUANT, "lora", 1e-3),
+        (PRUNE, "lora", 1e-3),
+    ],
+    ids=["distill-pruned", "distill-int4", "qat-int4", "lora-int4", "lora-pruned"],
 )
 def test_each_method_lowers_the_heldout_distillation_loss(
     start: str, method: str, lr: float
@@ -76,13 +82,16 @@ def test_each_method_lowers_the_heldout_distillation_loss(
     assert not any(p.requires_grad for p in ctx.model.parameters())
 
 
+@pytest.mark.parametrize("method", ["qat", "distill"])
 @pytest.mark.parametrize(
     ("prune", "layer_type"),
     [(PRUNE, Int4WeightOnlyLinear), (PRUNE_24, Sparse24Int4Linear)],
     ids=["unstructured", "2:4"],
 )
-def test_qat_keeps_pruned_weights_exactly_zero(prune: str, layer_type: type) -> None:
-    ctx = _context(_recipe(prune + QUANT + _recover("qat", steps=4)))
+def test_grid_training_keeps_pruned_weights_exactly_zero(
+    prune: str, layer_type: type, method: str
+) -> None:
+    ctx = _context(_recipe(prune + QUANT + _recover(method, steps=4)))
     *earlier, recover = ctx.recipe.stages
     _run_stages(ctx, earlier)
     before = {n: m.dequantize() for n, m in ctx.model.named_modules() if type(m) is layer_type}
@@ -97,6 +106,23 @@ def test_qat_keeps_pruned_weights_exactly_zero(prune: str, layer_type: type) -> 
         assert after[weight == 0].abs().max() == 0, name
         changed += int(not torch.equal(after, weight))
     assert changed > 0
+
+
+def test_distill_moves_only_the_int4_scales() -> None:
+    ctx = _context(_recipe(QUANT + _recover("distill", steps=4)))
+    *earlier, recover = ctx.recipe.stages
+    _run_stages(ctx, earlier)
+    layers = {n: m for n, m in ctx.model.named_modules() if type(m) is Int4WeightOnlyLinear}
+    before = {n: (m.scales.clone(), m.zeros.clone()) for n, m in layers.items()}
+    summary = adapter_for(recover).run(ctx, recover)
+    assert summary["fake_quant_layers"] == len(before) == 14
+    moved = 0
+    for name, (scales, zeros) in before.items():
+        layer = ctx.model.get_submodule(name)
+        assert type(layer) is Int4WeightOnlyLinear, name  # packed back after training
+        assert torch.equal(layer.zeros, zeros), name  # zero points stay frozen
+        moved += int(not torch.equal(layer.scales, scales))
+    assert moved > 0
 
 
 def test_lora_leaves_the_pruned_base_untouched() -> None:

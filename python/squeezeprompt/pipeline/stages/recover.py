@@ -4,7 +4,9 @@ Every method trains with the same loss (T²·KL to the dense teacher, on calibra
 never the perplexity hold-out) and the same loop; they differ in what trains:
 
 - ``distill``: the float weights of pruned layers (``MaskedLinear``, whose mask keeps the
-  pattern), every bias and every norm scale. Packed quantized weights stay fixed.
+  pattern), every bias and every norm scale, and the grid of quantized layers: each int
+  layer becomes a ``FakeQuantLinear`` whose latent weight stays frozen while its
+  per-group scales train (so codes move only as the grid moves), packed back after.
 - ``qat``: each int layer becomes a ``FakeQuantLinear`` on its own grid (same codes, so
   the model starts exactly where quantization left it); latent weights, scales and zero
   points train; ``convert`` packs them back into int layers.
@@ -87,9 +89,28 @@ def register_method(kind: RecoverMethod, method: Method) -> None:
 # -- distill ---------------------------------------------------------------------------
 
 
+def _positive_scales(model: nn.Module) -> None:
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, FakeQuantLinear):
+                module.scale.clamp_(min=MIN_SCALE)
+
+
+MIN_SCALE = 1e-8  # fake_quantize and the int layers need scale > 0
+
+
 def _prepare_distill(ctx: RunContext, config: RecoverConfig) -> dict[str, Any]:
+    swapped = _to_fake_quant(ctx, config)
     mark_trainable(ctx.model)
-    return {}
+    for module in ctx.model.modules():
+        if isinstance(module, FakeQuantLinear):
+            module.scale.requires_grad_(True)  # the latent weight and zero points stay
+    return {"fake_quant_layers": swapped} if swapped else {}
+
+
+def _finish_distill(ctx: RunContext) -> None:
+    if any(isinstance(m, FakeQuantLinear) for m in ctx.model.modules()):
+        convert(ctx.model)
 
 
 # Budgets are steps of 4 × 128 tokens; distillation of SmolLM2-135M took about 5 s a step
@@ -98,15 +119,31 @@ def _prepare_distill(ctx: RunContext, config: RecoverConfig) -> dict[str, Any]:
 # 1e-3 (distill from 50% Wanda; 1e-3 made it worse), 1e-3 / 3e-3 (LoRA from int4 RTN) and
 # 1e-4 / 3e-4 / 1e-3 (QAT from int4 RTN); docs/results/recovery_sweep.md has the numbers.
 # Distillation retrains every pruned weight: from 50% Wanda (ppl 82.7, dense 35.1) 60
-# steps closed 44% of the log gap (56.5) and 100 steps 49% (54.5), just short of half.
-DISTILL_STEPS, DISTILL_LR = 100, 3e-4
+# steps closed 44% of the log gap (56.5), 100 steps 49% (54.5) and 200 steps 52% (53.2),
+# the budget DESIGN.md's example recipe gives it (about 17 minutes on an idle machine).
+DISTILL_STEPS, DISTILL_LR = 200, 3e-4
 # Neither a cosine decay nor larger steps for the vectors (norm scales, biases) beat the
 # constant rate on both start points (held-back loss after 100 steps, recovery_sweep.md):
 # from int4 RTN, where only the norms train, cosine with vectors at 10x helped (0.270 ->
 # 0.255); from 50% Wanda it hurt (0.549 -> 0.559), vectors at 10x alone hurt more, and
 # cosine at twice the rate diverged. So distillation keeps the constant schedule.
 
-register_method(RecoverMethod.DISTILL, Method(_prepare_distill, DISTILL_STEPS, DISTILL_LR))
+# A quantized layer's scales are its only trainable part under distillation, and they
+# take distillation's own rate: unlike QAT (whose latent weights move too, so its scales
+# step at 1/100), nothing else can move the codes. From int4 RTN, held-back loss after
+# 20 steps (0.378 at the start) with the scales' rate at 0.01 / 0.1 / 0.3 / 1 x lr:
+# 0.321 / 0.310 / 0.289 / 0.255 (recovery_sweep.md).
+
+register_method(
+    RecoverMethod.DISTILL,
+    Method(
+        _prepare_distill,
+        DISTILL_STEPS,
+        DISTILL_LR,
+        finish=_finish_distill,
+        after_step=_positive_scales,
+    ),
+)
 
 
 # -- qat -------------------------------------------------------------------------------
@@ -132,10 +169,13 @@ def _check_qat(config: RecoverConfig, model: nn.Module, earlier: Sequence[StageC
         raise RecipeError("method", "qat has no 2:4 int8 layer (2:4 + int4 works)")
 
 
-def _prepare_qat(ctx: RunContext, config: RecoverConfig) -> dict[str, Any]:
+def _to_fake_quant(ctx: RunContext, config: RecoverConfig) -> int:
+    """Swaps the model's weight-only int layers for equal fake-quant ones (everything is
+    frozen afterwards); returns how many were swapped (0 without a quantize stage)."""
     earlier = ctx.recipe.stages[: ctx.recipe.stages.index(config)]
     quant = _earlier_quantize(earlier)
-    assert quant is not None  # checked before the run
+    if quant is None or quant.dynamic_activations:
+        return 0  # W8A8 and W4A8 layers have no fake-quant twin: they stay as they are
     pruned = any(isinstance(s, PruneConfig) for s in earlier)
     dense = None
     # RTN and GPTQ keep the columns' scale, so the teacher's weight says roughly where in
@@ -143,13 +183,17 @@ def _prepare_qat(ctx: RunContext, config: RecoverConfig) -> dict[str, Any]:
     # (SparseGPT) moved the weights, so there it would not.
     if quant.method in (QuantMethod.RTN, QuantMethod.GPTQ) and not pruned:
         dense = {n: m.weight for n, m in ctx.teacher.named_modules() if isinstance(m, nn.Linear)}
-    names = prepare_qat_from_quantized_(ctx.model, dense, keep_zeros=pruned)
+    return len(prepare_qat_from_quantized_(ctx.model, dense, keep_zeros=pruned))
+
+
+def _prepare_qat(ctx: RunContext, config: RecoverConfig) -> dict[str, Any]:
+    swapped = _to_fake_quant(ctx, config)
     for module in ctx.model.modules():
         if isinstance(module, FakeQuantLinear) and isinstance(module.zero_point, nn.Parameter):
             # Zero points are integer codes rounded in the forward: at weight-sized steps
             # they never move by a whole code, so training them only costs time.
             module.zero_point.requires_grad_(False)
-    return {"fake_quant_layers": len(names)}
+    return {"fake_quant_layers": swapped}
 
 
 # Adam moves every parameter by about lr a step, whatever its size, and one scale moves
@@ -160,16 +204,6 @@ QAT_SCALE_LR = 0.01
 
 def _qat_lr_scale(name: str, _param: nn.Parameter) -> float:
     return QAT_SCALE_LR if name.endswith(".scale") else 1.0
-
-
-def _positive_scales(model: nn.Module) -> None:
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, FakeQuantLinear):
-                module.scale.clamp_(min=MIN_SCALE)
-
-
-MIN_SCALE = 1e-8  # fake_quantize and the int layers need scale > 0
 
 
 def _finish_qat(ctx: RunContext) -> None:
