@@ -33,10 +33,15 @@ def test_weight_changing_stages_carry_a_layer_loss(reference_run: tuple[Path, li
         else:
             assert r.layer_type == "Sparse24Int4Linear" and 0 < r.weight_sqnr_db < 20
     assert sum(r.share for r in rows) == pytest.approx(1.0)
-    # Distillation trains norms and biases (a Llama's Linears have none) once no masked
-    # weight is left, and the prompt search trains nothing: both reuse quantize's rows.
-    assert by_stage["recover"]["layers"] == quantize
-    assert by_stage["prompt"]["layers"] == quantize
+    # Distillation trains the int4 layers' scales, so the weights change again; the
+    # prompt search trains nothing and reuses recover's rows.
+    recover = by_stage["recover"]["layers"]
+    assert recover["digest"] != quantize["digest"]
+    assert {LayerLoss.from_dict(r).layer_type for r in recover["rows"]} == {
+        "Sparse24Int4Linear",  # packed back after training
+        "Linear",
+    }
+    assert by_stage["prompt"]["layers"] == recover
     prune = by_stage["prune"]["layers"]
     assert prune["digest"] != quantize["digest"]
     prune_rows = [LayerLoss.from_dict(r) for r in prune["rows"]]
@@ -48,13 +53,12 @@ def test_report_has_a_table_and_a_plot_per_weight_change(
 ) -> None:
     out, _ = reference_run
     md = (out / "report.md").read_text()
-    for label in ("02-prune", "03-quantize"):
+    for label in ("02-prune", "03-quantize", "04-recover"):
         assert f"### {label}\n\nThe 10 layers with the largest error share" in md
         assert (out / "plots" / f"layer_loss_{label}.png").read_bytes()[:8] == PNG
-    for label in ("04-recover", "05-prompt"):
-        assert f"### {label}\n\nSame Linear weights as 03-quantize.\n" in md
-        assert not (out / "plots" / f"layer_loss_{label}.png").exists()
-    assert md.count("<summary>all 15 layers</summary>") == 2
+    assert "### 05-prompt\n\nSame Linear weights as 04-recover.\n" in md
+    assert not (out / "plots" / "layer_loss_05-prompt.png").exists()
+    assert md.count("<summary>all 15 layers</summary>") == 3
     stages = json.loads((out / "report.json").read_text())["stages"]
     assert stages[3]["metrics"]["layers"]["rows"][-1]["weight_sqnr_db"] is None  # head: ∞
 

@@ -31,6 +31,7 @@ def test_run_writes_every_stage_and_the_report(reference_run: tuple[Path, list])
         "accuracy_vs_size.png",
         "layer_loss_02-prune.png",
         "layer_loss_03-quantize.png",
+        "layer_loss_04-recover.png",
         "stages.png",
     ]
     by_stage = {m["stage"]: m for m in metrics}
