@@ -50,8 +50,8 @@ class Cell:
         return f"{self.start}-{self.method.value}"
 
 
-# Pruned weights are what distillation trains; int4 is what QAT and LoRA are for. Distill
-# from int4 shows honestly how little it can do there (only norms and biases train).
+# Pruned weights are what distillation was first for; int4 is what QAT and LoRA are for.
+# From int4, distillation trains the group scales, norms and biases (weights stay frozen).
 CELLS = (
     Cell("50-wanda", RecoverMethod.DISTILL),
     Cell("int4-rtn", RecoverMethod.DISTILL),
