@@ -145,7 +145,7 @@ at::Tensor sparse24_linear_cpu(const at::Tensor& x, const at::Tensor& values, co
   check_bias(op, x, bias, N);
 
   at::Tensor v = values.contiguous(), mt = meta.contiguous();
-  at::Tensor s = int8_values ? scales->to(at::kFloat).contiguous() : at::Tensor();
+  at::Tensor s = int8_values ? contiguous_fp32(*scales) : at::Tensor();
   at::Tensor x2 = activations_fp32(x);
   const int64_t M = x2.size(0), mb = meta_bytes_per_row(K);
   const float* xp = x2.data_ptr<float>();

@@ -15,7 +15,7 @@ at::Tensor int8_weight_linear_cpu(const at::Tensor& x, const at::Tensor& qweight
   check_scales_positive_finite(op, "scales", scales);
 
   at::Tensor q = qweight.contiguous();
-  at::Tensor s = scales.to(at::kFloat).contiguous();
+  at::Tensor s = contiguous_fp32(scales);
   const int8_t* qp = q.data_ptr<int8_t>();
   const float* sp = s.data_ptr<float>();
   const cpu::Kernels& kern = cpu::active_kernels();
