@@ -210,89 +210,7 @@ void int4_dequant_rows(const uint8_t* q, const float* scales, const float* zeros
 
 // ---------------------------------------------------------------- W8A8 int8 x int8
 
-// AVX2 has no unsigned-by-signed byte product without saturation (pmaddubsw can
-// overflow int16 for |x|, |w| near 127), so both operands are widened to int16 and
-// multiplied with pmaddwd, which is exact; VNNI fuses the multiply and the add.
-inline __m256i dot16(__m256i acc, __m256i a, __m256i b) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-  return _mm256_dpwssd_epi32(acc, a, b);
-#else
-  return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
-#endif
-}
-
-constexpr int kDotRows = 2;      // weight rows per register tile
-constexpr int kDotRowsM1 = 4;    // weight rows per tile at M = 1 (share each x load)
-// As kInt8PrefetchBytes (int8_weight_simd.h): a tile reads NR weight rows side by side,
-// which the hardware prefetcher follows poorly; the software prefetch keeps the linear
-// stream of the tile's rows 8 KiB ahead. First activation-row pass only.
-constexpr int64_t kDotPrefetchBytes = 8192;
-constexpr int kDotActRows = 4;   // activation rows per register tile (8 accumulators)
-constexpr int64_t kDotMBlock = 24;  // activation rows widened to int16 at a time (stay in L2)
-
-template <int NR, int MR>
-void dot_tile(const int16_t* x16, int64_t K, const int8_t* w, int64_t n, int64_t N,
-              int64_t mb, int64_t m0, bool prefetch, int32_t* acc_out) {
-  __m256i acc[MR][NR];
-  for (int m = 0; m < MR; ++m)
-    for (int r = 0; r < NR; ++r) acc[m][r] = _mm256_setzero_si256();
-  const int64_t Kv = K & ~int64_t{15};
-  constexpr int kStepBytes = NR * 16;
-  const int8_t* wr = w + n * K;
-  for (int64_t k = 0; k < Kv; k += 16) {
-    // One prefetch per 64-byte line consumed: the tile has consumed NR * k bytes.
-    if (prefetch && (kStepBytes >= 64 || ((NR * k) & 63) < kStepBytes))
-      for (int p = 0; p < kStepBytes; p += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(wr + NR * k + p + kDotPrefetchBytes),
-                     _MM_HINT_T0);
-    __m256i wv[NR];
-    for (int r = 0; r < NR; ++r)
-      wv[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + (n + r) * K + k)));
-    for (int m = 0; m < MR; ++m) {
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x16 + (m0 + m) * K + k));
-      for (int r = 0; r < NR; ++r) acc[m][r] = dot16(acc[m][r], xv, wv[r]);
-    }
-  }
-  for (int m = 0; m < MR; ++m)
-    for (int r = 0; r < NR; ++r) {
-      int32_t s = hsum_epi32(acc[m][r]);
-      for (int64_t k = Kv; k < K; ++k)
-        s += static_cast<int32_t>(x16[(m0 + m) * K + k]) * static_cast<int32_t>(w[(n + r) * K + k]);
-      acc_out[(mb + m0 + m) * N + n + r] = s;
-    }
-}
-
-template <int NR>
-void dot_rows_tile(const int16_t* x16, int64_t rows, int64_t K, const int8_t* w, int64_t n,
-                   int64_t N, int64_t mb, int32_t* acc) {
-  int64_t m0 = 0;
-  for (; m0 + kDotActRows <= rows; m0 += kDotActRows)
-    dot_tile<NR, kDotActRows>(x16, K, w, n, N, mb, m0, mb == 0 && m0 == 0, acc);
-  const bool prefetch = mb == 0 && m0 == 0;
-  switch (rows - m0) {  // one pass for the leftover rows, not one per row
-    case 3: dot_tile<NR, 3>(x16, K, w, n, N, mb, m0, prefetch, acc); break;
-    case 2: dot_tile<NR, 2>(x16, K, w, n, N, mb, m0, prefetch, acc); break;
-    case 1: dot_tile<NR, 1>(x16, K, w, n, N, mb, m0, prefetch, acc); break;
-    default: break;
-  }
-}
-
-void int8_dot_rows(const int8_t* xq, int64_t M, int64_t K, const int8_t* w, int64_t n0,
-                   int64_t n1, int64_t N, int32_t* acc) {
-  std::vector<int16_t> x16(static_cast<size_t>(std::min(M, kDotMBlock) * K));
-  for (int64_t mb = 0; mb < M; mb += kDotMBlock) {
-    const int64_t rows = std::min(kDotMBlock, M - mb);
-    for (int64_t i = 0; i < rows * K; ++i) x16[i] = xq[mb * K + i];
-    int64_t n = n0;
-    if (M == 1)
-      for (; n + kDotRowsM1 <= n1; n += kDotRowsM1)
-        dot_rows_tile<kDotRowsM1>(x16.data(), rows, K, w, n, N, mb, acc);
-    for (; n + kDotRows <= n1; n += kDotRows)
-      dot_rows_tile<kDotRows>(x16.data(), rows, K, w, n, N, mb, acc);
-    for (; n < n1; ++n) dot_rows_tile<1>(x16.data(), rows, K, w, n, N, mb, acc);
-  }
-}
-
+// The activation quantization; the dot products (int8_dot_rows) are int8_dot_simd.h.
 // Same arithmetic as scalar::quantize_row_int8: IEEE division and round-half-even
 // are exact in both, so the codes agree bit for bit.
 void quantize_row_int8(const float* x, int64_t K, int8_t* q, float* scale_out) {
@@ -584,8 +502,9 @@ void fake_quant_group_backward(const float* x, const float* g, float* gx, int64_
 }  // namespace cpu
 }  // namespace squeezeprompt
 
-// The int8 weight-only streaming kernel and W4A8 (int4 codes x int8 activations) live in
-// their own files, in these same namespaces.
+// The int8 weight-only streaming kernel, the W8A8 dot products and W4A8 (int4 codes x
+// int8 activations) live in their own files, in these same namespaces.
+#include "int8_dot_simd.h"
 #include "int8_weight_simd.h"
 #include "w4a8_simd.h"
 

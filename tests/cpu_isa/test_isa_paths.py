@@ -99,11 +99,15 @@ def test_int4_weight_linear(isa, m, dtype, k, n, group):
 
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
-@pytest.mark.parametrize("m", (*ROWS, 30))
-@pytest.mark.parametrize("k,n", [(100, 37), (203, 70), (16, 4)])
+# 131 rows: 4-row activation tiles and a 3-row tail. K = 4100 and 4127 span two
+# 4096-column blocks (int32 partial sums added across blocks) with a column tail; N = 9
+# leaves tails of the 2- and 4-row weight tiles, N = 70 spans two 64-row weight blocks.
+@pytest.mark.parametrize("m", (*ROWS, 30, 131))
+@pytest.mark.parametrize("k,n", [(100, 37), (203, 70), (16, 4), (4100, 9), (4127, 70)])
 def test_int8_dynamic_linear(isa, m, k, n):
     x = torch.randn(m, k)
-    q = torch.randint(-127, 128, (n, k), dtype=torch.int8)
+    # -128 included: the op accepts any int8 weight, and |-128| is the sign trick's edge.
+    q = torch.randint(-128, 128, (n, k), dtype=torch.int8)
     s = torch.rand(n) + 0.01
     got = OPS.int8_dynamic_linear(x, q, s, None)
     want = int8_dynamic_linear_ref(x, q, s)
