@@ -14,6 +14,7 @@ from torch import Tensor
 
 from squeezeprompt.ops import _checks as C
 from squeezeprompt.ops._autograd import linear_input_grads, save_bias_info
+from squeezeprompt.ops._dispatch import call_op
 
 _OPS = torch.ops.squeezeprompt
 INT8_MAX = 127
@@ -61,7 +62,7 @@ def int8_dynamic_linear(
         >>> int8_dynamic_linear(torch.randn(4, 32), qw.qweight, qw.scales).shape
         torch.Size([4, 16])
     """
-    return _OPS.int8_dynamic_linear(x, qweight, w_scales, bias)
+    return call_op(_OPS.int8_dynamic_linear, x, qweight, w_scales, bias)
 
 
 @torch.library.register_fake("squeezeprompt::int8_dynamic_linear")

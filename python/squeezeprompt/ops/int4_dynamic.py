@@ -24,6 +24,7 @@ from torch import Tensor
 
 from squeezeprompt.formats import unpack_int4
 from squeezeprompt.ops import _checks as C
+from squeezeprompt.ops._dispatch import call_op
 from squeezeprompt.ops.dynamic import quantize_activations_ref
 from squeezeprompt.ops.weight_only import (
     check_int4_weight_linear_inputs,
@@ -85,7 +86,7 @@ def int4_dynamic_linear(
         >>> int4_dynamic_linear(torch.randn(2, 128), qw.qweight, qw.scales, qw.zeros, 64).shape
         torch.Size([2, 32])
     """
-    return _OPS.int4_dynamic_linear(x, qweight, scales, zeros, group_size, bias)
+    return call_op(_OPS.int4_dynamic_linear, x, qweight, scales, zeros, group_size, bias)
 
 
 @torch.library.register_fake(f"squeezeprompt::{_OP}")

@@ -9,6 +9,7 @@ from torch import Tensor
 from squeezeprompt.formats import SPARSE_GROUP, sparse24_unpack
 from squeezeprompt.ops import _checks as C
 from squeezeprompt.ops._autograd import linear_input_grads, save_bias_info
+from squeezeprompt.ops._dispatch import call_op
 
 _OPS = torch.ops.squeezeprompt
 
@@ -66,7 +67,7 @@ def masked_linear(x: Tensor, weight: Tensor, mask: Tensor, bias: Tensor | None =
         >>> bool((w.grad[~mask] == 0).all())
         True
     """
-    return _OPS.masked_linear(x, weight, mask, bias)
+    return call_op(_OPS.masked_linear, x, weight, mask, bias)
 
 
 def sparse24_pack(weight: Tensor) -> tuple[Tensor, Tensor]:
@@ -97,7 +98,7 @@ def sparse24_linear(
         >>> sparse24_linear(torch.randn(3, 16), values, meta).shape
         torch.Size([3, 8])
     """
-    return _OPS.sparse24_linear(x, values, meta, scales, bias)
+    return call_op(_OPS.sparse24_linear, x, values, meta, scales, bias)
 
 
 @torch.library.register_fake("squeezeprompt::masked_linear")

@@ -17,6 +17,7 @@ from torch import Tensor
 from squeezeprompt.formats import SPARSE_GROUP, sparse24_int4_unpack
 from squeezeprompt.ops import _checks as C
 from squeezeprompt.ops._autograd import linear_input_grads, save_bias_info
+from squeezeprompt.ops._dispatch import call_op
 
 _OPS = torch.ops.squeezeprompt
 _OP = "sparse24_int4_linear"
@@ -59,7 +60,7 @@ def sparse24_int4_linear(
         >>> y.shape
         torch.Size([2, 8])
     """
-    return _OPS.sparse24_int4_linear(x, values, meta, scales, zeros, group_size, bias)
+    return call_op(_OPS.sparse24_int4_linear, x, values, meta, scales, zeros, group_size, bias)
 
 
 def check_sparse24_int4_linear_inputs(

@@ -14,6 +14,7 @@ from torch import Tensor
 from squeezeprompt.formats import dequantize_int4
 from squeezeprompt.ops import _checks as C
 from squeezeprompt.ops._autograd import linear_input_grads, save_bias_info
+from squeezeprompt.ops._dispatch import call_op
 
 _OPS = torch.ops.squeezeprompt
 
@@ -52,7 +53,7 @@ def int8_weight_linear(
         >>> int8_weight_linear(torch.randn(2, 64), qw.qweight, qw.scales).shape
         torch.Size([2, 32])
     """
-    return _OPS.int8_weight_linear(x, qweight, scales, bias)
+    return call_op(_OPS.int8_weight_linear, x, qweight, scales, bias)
 
 
 def int4_weight_linear(
@@ -73,7 +74,7 @@ def int4_weight_linear(
         >>> y.shape, y.dtype
         (torch.Size([2, 32]), torch.bfloat16)
     """
-    return _OPS.int4_weight_linear(x, qweight, scales, zeros, group_size, bias)
+    return call_op(_OPS.int4_weight_linear, x, qweight, scales, zeros, group_size, bias)
 
 
 def check_int8_weight_linear_inputs(
