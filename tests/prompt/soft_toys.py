@@ -7,6 +7,7 @@ reduces the loss" is measured against a reachable optimum, not a hope.
 
 from __future__ import annotations
 
+import copy
 import random
 from types import SimpleNamespace
 
@@ -18,6 +19,7 @@ from squeezeprompt.evaluate.encode import EncodedPrompt
 from squeezeprompt.evaluate.prompt import PromptParts
 from squeezeprompt.prompt.soft import SoftPrompt
 from squeezeprompt.prompt.soft_batches import LabelBatch, TextBatch, label_log_likelihoods
+from squeezeprompt.quantize.rtn import quantize_int4
 
 VOCAB = 64
 HIDDEN = 32
@@ -91,3 +93,49 @@ class ReadsHiddenPrompt(nn.Module):
         embeds = self.target.insert(self.model.get_input_embeddings()(input_ids), 0)
         logits = self.model(inputs_embeds=embeds, use_cache=False).logits
         return SimpleNamespace(logits=logits[:, self.target.num_tokens :])
+
+
+class _Int4Linear(nn.Module):
+    """Test-only stand-in for the int4 layer: calls our op, keeps the dequantized copy."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        q = quantize_int4(linear.weight.detach(), group_size=16)
+        self.q = q
+        self.dequantized = q.dequantize()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.q
+        return torch.ops.squeezeprompt.int4_weight_linear(
+            x, q.qweight, q.scales, q.zeros, q.group_size, None
+        )
+
+
+def _swap_linears(model: nn.Module, make) -> None:
+    for name, child in model.named_children():
+        if isinstance(child, nn.Linear) and name != "lm_head":
+            setattr(model, name, make(child))
+        else:
+            _swap_linears(child, make)
+
+
+def int4_and_dense_twins() -> tuple[nn.Module, nn.Module]:
+    """The tiny Llama with every Linear but the head on our int4 op, and a copy with
+    the same (dequantized) weights as plain Linears: gradients must agree."""
+    import squeezeprompt  # noqa: F401  (registers torch.ops.squeezeprompt)
+
+    quantized = tiny_llama()
+    _swap_linears(quantized, _Int4Linear)
+    reference = copy.deepcopy(quantized)
+
+    def dense(layer: nn.Module) -> nn.Linear:  # the same weights as a plain Linear
+        out = nn.Linear(HIDDEN, 1, bias=False)
+        out.weight = nn.Parameter(layer.dequantized.clone(), requires_grad=False)
+        return out
+
+    for layer in list(reference.modules()):
+        for child_name, child in list(layer.named_children()):
+            if isinstance(child, _Int4Linear):
+                setattr(layer, child_name, dense(child))
+    assert not any(isinstance(m, _Int4Linear) for m in reference.modules())
+    return quantized, reference

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 from torch import nn
@@ -26,13 +24,12 @@ from squeezeprompt.prompt.soft_train import (
     teacher_kl_loss,
     train_soft_prompt,
 )
-from squeezeprompt.quantize.rtn import quantize_int4
 
 from .soft_toys import (
-    HIDDEN,
     ReadsHiddenPrompt,
     encoded,
     hidden_prompt,
+    int4_and_dense_twins,
     label_batches_from,
     random_rows,
     text_batches,
@@ -124,47 +121,9 @@ def test_teacher_kl_training_approaches_the_hidden_prompt() -> None:
     assert after < 0.35 * before, (before, after)
 
 
-class _Int4Linear(nn.Module):
-    """Test-only stand-in for the int4 layer: calls our op, keeps the dequantized copy."""
-
-    def __init__(self, linear: nn.Linear) -> None:
-        super().__init__()
-        q = quantize_int4(linear.weight.detach(), group_size=16)
-        self.q = q
-        self.dequantized = q.dequantize()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = self.q
-        return torch.ops.squeezeprompt.int4_weight_linear(
-            x, q.qweight, q.scales, q.zeros, q.group_size, None
-        )
-
-
-def _swap_linears(model: nn.Module, make) -> None:
-    for name, child in model.named_children():
-        if isinstance(child, nn.Linear) and name != "lm_head":
-            setattr(model, name, make(child))
-        else:
-            _swap_linears(child, make)
-
-
 @pytest.mark.parametrize("objective", list(Objective), ids=lambda o: o.value)
 def test_gradient_flows_through_quantized_ops(objective: Objective) -> None:
-    quantized = tiny_llama()
-    _swap_linears(quantized, _Int4Linear)
-    reference = copy.deepcopy(quantized)
-
-    def dense(layer: nn.Module) -> nn.Linear:  # the same weights as a plain Linear
-        out = nn.Linear(HIDDEN, 1, bias=False)
-        out.weight = nn.Parameter(layer.dequantized.clone(), requires_grad=False)
-        return out
-
-    for layer in list(reference.modules()):
-        for child_name, child in list(layer.named_children()):
-            if isinstance(child, _Int4Linear):
-                setattr(layer, child_name, dense(child))
-    assert not any(isinstance(m, _Int4Linear) for m in reference.modules())
-
+    quantized, reference = int4_and_dense_twins()
     grads = []
     for model in (quantized, reference):
         soft = hidden_prompt()
@@ -216,3 +175,30 @@ def test_label_nll_weight_adds_the_gold_words_vocabulary_nll() -> None:
     assert result.losses[0] == pytest.approx(weighted.item(), rel=1e-5)
     with pytest.raises(ValueError, match="label_nll_weight must be >= 0"):
         SoftTrainConfig(label_nll_weight=-1.0)
+
+
+def test_cosine_schedule_halves_the_second_step_of_two() -> None:
+    # The first update is the same (factor 1), so the second sees the same gradient and
+    # Adam state: under COSINE over 2 steps it is exactly half the CONSTANT one.
+    from squeezeprompt.recover.train import LrSchedule
+
+    model, target = tiny_llama(), hidden_prompt()
+    batches = label_batches_from(model, target, n_batches=2, seed=0)
+    moves = {}
+    for schedule in (LrSchedule.CONSTANT, LrSchedule.COSINE):
+        soft = SoftPrompt.from_token_ids(model.get_input_embeddings(), [20, 21], num_tokens=2)
+        seen = [soft.embeddings.detach().clone()]
+        config = SoftTrainConfig(steps=2, lr=1e-2, schedule=schedule)
+        train_soft_prompt(
+            model,
+            soft,
+            batches,
+            config,
+            on_step=lambda *_, s=soft, seen=seen: seen.append(s.embeddings.detach().clone()),
+        )
+        moves[schedule] = (seen[1] - seen[0], seen[2] - seen[1])
+    torch.testing.assert_close(moves[LrSchedule.COSINE][0], moves[LrSchedule.CONSTANT][0])
+    torch.testing.assert_close(
+        moves[LrSchedule.COSINE][1], 0.5 * moves[LrSchedule.CONSTANT][1], rtol=1e-4, atol=1e-7
+    )
+    assert moves[LrSchedule.CONSTANT][1].abs().max() > 1e-4

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from squeezeprompt.data.tasks import Example
+from squeezeprompt.evaluate.prefix import PrefixState
 from squeezeprompt.evaluate.prompt import Prompt
 from squeezeprompt.evaluate.scoring import score_examples
 from squeezeprompt.evaluate.stats import wilson_interval
@@ -43,8 +44,11 @@ def accuracy(
     batch_size: int = 16,
     soft_prompt: torch.Tensor | None = None,
     progress: bool = True,
+    deep_prompt: PrefixState | None = None,
 ) -> AccuracyResult:
     """Score ``examples`` with ``prompt`` and count how many the model gets right.
+
+    ``soft_prompt`` and ``deep_prompt`` are as in ``score_examples``.
 
     Example:
         >>> task = load_task()  # doctest: +SKIP
@@ -56,7 +60,15 @@ def accuracy(
         raise ValueError("accuracy needs at least one example, got none")
     start = time.perf_counter()
     scores = score_examples(
-        model, tokenizer, prompt, examples, label_words, batch_size, soft_prompt, progress
+        model,
+        tokenizer,
+        prompt,
+        examples,
+        label_words,
+        batch_size,
+        soft_prompt,
+        progress,
+        deep_prompt,
     )
     correct = sum(scores.correct(examples))
     low, high = wilson_interval(correct, len(examples))

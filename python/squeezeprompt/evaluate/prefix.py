@@ -82,11 +82,18 @@ class PrefixState:
 
 
 def compute_prefix(
-    model: Any, encoded: EncodedPrompt, soft_prompt: torch.Tensor | None = None
+    model: Any,
+    encoded: EncodedPrompt,
+    soft_prompt: torch.Tensor | None = None,
+    deep_prompt: PrefixState | None = None,
 ) -> PrefixState:
-    """Encode ``head + soft_prompt + body`` once.
+    """Encode ``[deep_prompt] + head + soft_prompt + body`` once.
 
-    Differentiable in ``soft_prompt`` (and the weights) unless run under ``no_grad``.
+    ``deep_prompt`` holds learned keys/values for virtual positions (prefix tuning,
+    ``prompt.PrefixPrompt.state()``): they come first, the prompt's tokens run on top
+    of them, so their positions start after the virtual ones and attend to them.
+    Differentiable in ``soft_prompt``, ``deep_prompt`` (and the weights) unless run
+    under ``no_grad``.
 
     Example:
         >>> state = compute_prefix(model, encode_prompt(prompt, tok, words))  # doctest: +SKIP
@@ -96,18 +103,22 @@ def compute_prefix(
     check_soft_prompt(model, soft_prompt)
     device = model_device(model)
     n_soft = 0 if soft_prompt is None else soft_prompt.shape[0]
-    length = encoded.prefix_len + n_soft
-    if length == 0:
-        return PrefixState(layers=(), length=0)
+    n_deep = 0 if deep_prompt is None else deep_prompt.length
+    length = n_deep + encoded.prefix_len + n_soft
+    if encoded.prefix_len + n_soft == 0:
+        return deep_prompt if deep_prompt is not None else PrefixState(layers=(), length=0)
+    # The cache is extended by the forward pass; positions continue from its length.
+    cache: dict[str, Any] = {"use_cache": True}
+    if deep_prompt is not None:
+        cache = cache_kwargs(model, deep_prompt.expanded(1, model.config))
     if soft_prompt is None:
         ids = torch.tensor([encoded.head_ids + encoded.body_ids], device=device)
-        out = model(input_ids=ids, use_cache=True)
+        out = model(input_ids=ids, **cache)
     else:
         embed = model.get_input_embeddings()
         head = embed(torch.tensor(encoded.head_ids, dtype=torch.long, device=device))
         body = embed(torch.tensor(encoded.body_ids, dtype=torch.long, device=device))
         soft = soft_prompt.to(device=device, dtype=head.dtype)
-        out = model(inputs_embeds=torch.cat([head, soft, body])[None], use_cache=True)
-    cache = output_cache(out)
-    layers = tuple((layer.keys, layer.values) for layer in cache.layers)
+        out = model(inputs_embeds=torch.cat([head, soft, body])[None], **cache)
+    layers = tuple((layer.keys, layer.values) for layer in output_cache(out).layers)
     return PrefixState(layers=layers, length=length)

@@ -122,11 +122,14 @@ def score_examples(
     batch_size: int = 16,
     soft_prompt: torch.Tensor | None = None,
     progress: bool = False,
+    deep_prompt: PrefixState | None = None,
 ) -> ScoreResult:
     """Predict a label for each example by label-word log-likelihood.
 
     The prompt prefix (and ``soft_prompt``, ``[num_virtual_tokens, hidden]``, placed
-    after the chat template's opening) is run once; examples are batched by length.
+    after the chat template's opening) is run once, on top of ``deep_prompt`` (learned
+    per-layer keys/values, ``PrefixPrompt.state``) when given; examples are batched by
+    length.
 
     Example:
         >>> task = load_task()  # doctest: +SKIP
@@ -146,7 +149,7 @@ def score_examples(
     order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
     result = torch.empty(len(ids), len(label_words), dtype=torch.float64)
     with torch.no_grad(), eval_mode(model):
-        prefix = compute_prefix(model, encoded, soft_prompt)
+        prefix = compute_prefix(model, encoded, soft_prompt, deep_prompt)
         starts = range(0, len(order), batch_size)
         for start in tqdm(starts, desc="scoring", disable=not progress):
             chunk = order[start : start + batch_size]

@@ -19,8 +19,9 @@ import torch
 
 from squeezeprompt.pipeline.context import RunContext
 from squeezeprompt.pipeline.stage_configs import SoftObjective
-from squeezeprompt.pipeline.stages.soft_prompt import soft_prompt_for
+from squeezeprompt.pipeline.stages.soft_prompt import deep_prompt_for, soft_prompt_for
 from squeezeprompt.pipeline.targets import model_size
+from squeezeprompt.prompt.prefix import PrefixPrompt
 
 Measure = Callable[[RunContext], dict[str, Any] | None]
 MEASURES: dict[str, Measure] = {}
@@ -102,19 +103,24 @@ def _accuracy(ctx: RunContext) -> dict[str, Any] | None:
     if cfg.task is None:
         return None
     prompt = current_prompt(ctx)
-    soft = soft_prompt_for(ctx.state, SoftObjective.LABELS.value)
-    out = task_accuracy(ctx, prompt, soft)
+    # A labels prompt is either input embeddings (soft) or per-layer keys/values (deep).
+    deep = deep_prompt_for(ctx.state, SoftObjective.LABELS.value)
+    soft = None if deep is not None else soft_prompt_for(ctx.state, SoftObjective.LABELS.value)
+    out = task_accuracy(ctx, prompt, soft, deep)
     if "prompt" in ctx.state:
         # What each recovery step won on its own, each on the same test examples: the
-        # default prompt, the searched prompt, and (when trained) searched + soft.
+        # default prompt, the searched prompt, and (when trained) searched + soft/deep.
         out["default_prompt"] = task_accuracy(ctx, default_prompt(ctx.task), None)
-        if soft is not None:
+        if soft is not None or deep is not None:
             out["searched_prompt"] = task_accuracy(ctx, prompt, None)
     return out
 
 
-def task_accuracy(ctx: RunContext, prompt: Any, soft: torch.Tensor | None) -> dict[str, Any]:
-    """Test accuracy of ``prompt`` (+ ``soft``, ``[k, hidden]``) on the evaluate settings' examples.
+def task_accuracy(
+    ctx: RunContext, prompt: Any, soft: torch.Tensor | None, deep: PrefixPrompt | None = None
+) -> dict[str, Any]:
+    """Test accuracy of ``prompt`` (+ ``soft``, ``[k, hidden]``, or a ``deep`` prompt of
+    per-layer keys/values) on the evaluate settings' examples.
 
     Example:
         >>> task_accuracy(ctx, current_prompt(ctx), None)["accuracy"]  # doctest: +SKIP
@@ -131,6 +137,7 @@ def task_accuracy(ctx: RunContext, prompt: Any, soft: torch.Tensor | None) -> di
         examples,
         task.label_words,
         soft_prompt=soft,
+        deep_prompt=None if deep is None else deep.state(ctx.model),
         progress=ctx.progress,
     )
     return {
@@ -142,6 +149,7 @@ def task_accuracy(ctx: RunContext, prompt: Any, soft: torch.Tensor | None) -> di
         "instruction": prompt.instruction,
         "demonstrations": len(prompt.demonstrations),
         "soft_tokens": 0 if soft is None else soft.shape[0],
+        "deep_tokens": 0 if deep is None else deep.num_tokens,
     }
 
 

@@ -37,6 +37,8 @@ __all__ = [
     "QuantizeConfig",
     "RecoverConfig",
     "RecoverMethod",
+    "SoftKind",
+    "SoftObjective",
     "Sparsity",
     "StageConfig",
     "StageKind",
@@ -79,6 +81,11 @@ class QuantMethod(enum.Enum):
 class SoftObjective(enum.Enum):
     LABELS = "labels"  # cross-entropy of the gold label word on train reviews
     TEACHER = "teacher"  # KL to the dense model's next-token distribution on text
+
+
+class SoftKind(enum.Enum):
+    EMBED = "embed"  # virtual input embeddings after the chat head (prompt.SoftPrompt)
+    PREFIX = "prefix"  # keys/values in every layer before the prompt (prompt.PrefixPrompt)
 
 
 class RecoverMethod(enum.Enum):
@@ -244,12 +251,16 @@ class PromptConfig(StageConfig):
     demos: int = 4  # demonstrations per candidate, at most
     soft_tokens: int = 0  # learned virtual tokens; 0 = no soft prompt
     soft_objective: SoftObjective = SoftObjective.LABELS
+    # PREFIX (a deep prompt) trains soft_tokens key/value pairs per layer: on SmolLM2-135M
+    # 20x the numbers of EMBED at the same soft_tokens.
+    soft_kind: SoftKind = SoftKind.EMBED
     soft_steps: int = 150  # optimizer steps of soft prompt training
     # SmolLM2's token embeddings have norm ~3 (entries ~0.1): Adam at 2e-2 moved each
     # virtual token by more than its own norm in 60 steps and dev loss did not improve;
     # 3e-3 lowered dev label loss more than 1e-3 in the same 40 steps (and 150 steps
     # took it from 0.662 to 0.637 on the study's compressed model).
     soft_lr: float = 3e-3
+    soft_schedule: LrSchedule = LrSchedule.CONSTANT  # COSINE: decay soft_lr to 0
     budget: int = 3000  # scored dev examples, in all
     dev_size: int | None = 128  # dev examples a finalist is scored on (64 is too noisy)
 
@@ -261,6 +272,11 @@ class PromptConfig(StageConfig):
                 raise RecipeError(name, f"must be >= 0, got {getattr(self, name)}")
         if self.dev_size is not None and self.dev_size <= 0:
             raise RecipeError("dev_size", f"must be > 0 or null, got {self.dev_size}")
+        if self.soft_kind is SoftKind.PREFIX and self.soft_objective is SoftObjective.TEACHER:
+            # evaluate.perplexity reads input-embedding soft prompts only.
+            raise RecipeError(
+                "soft_kind", "prefix trains against labels only (soft_objective: labels)"
+            )
         if self.dev_size is not None and self.budget < self.dev_size:
             raise RecipeError(
                 "budget",

@@ -5,6 +5,8 @@
   demonstrations), scored on dev only.
 * ``SoftPrompt`` + ``train_soft_prompt``: virtual tokens trained with the model frozen,
   against labels or a teacher's next-token distribution.
+* ``PrefixPrompt`` (deep prompt, prefix tuning): learned keys and values for a few
+  positions in every attention layer, trained by the same loop against labels.
 * ``ShardedScorer``: candidate scoring split across ``torch.distributed`` ranks.
 
 Example:
@@ -19,6 +21,7 @@ from squeezeprompt.prompt.demos import demo_pool, sample_demos
 from squeezeprompt.prompt.library import SENTIMENT_INSTRUCTIONS, sentiment_instructions
 from squeezeprompt.prompt.model_scorer import TaskScorer
 from squeezeprompt.prompt.parallel import ShardedScorer, init_from_env, shard_bounds
+from squeezeprompt.prompt.prefix import PrefixPrompt
 from squeezeprompt.prompt.proposer import ModelProposer, Proposer, ScriptedProposer
 from squeezeprompt.prompt.scoring import (
     BudgetExhausted,
@@ -52,6 +55,7 @@ __all__ = [
     "LabelBatch",
     "ModelProposer",
     "Objective",
+    "PrefixPrompt",
     "PromptCandidate",
     "Proposer",
     "ScoreBook",

@@ -10,6 +10,10 @@ later scored:
 * ``TextBatch``: ``[batch, seq_len]`` windows of plain text (``evaluate.token_windows``);
   the soft prompt is prepended, as ``evaluate.perplexity`` does.
 
+The learned prompt is either a ``SoftPrompt`` (input embeddings after the chat head) or
+a ``PrefixPrompt`` (per-layer keys/values before everything); both train with the
+same loop (``soft_train``) because only these forward passes tell them apart.
+
 Example:
     >>> import torch
     >>> TextBatch(torch.zeros(2, 8, dtype=torch.long)).windows.shape
@@ -25,9 +29,12 @@ import torch
 from torch import Tensor
 
 from squeezeprompt.evaluate.encode import EncodedPrompt
-from squeezeprompt.evaluate.prefix import compute_prefix, model_device
+from squeezeprompt.evaluate.prefix import PrefixState, cache_kwargs, compute_prefix, model_device
 from squeezeprompt.evaluate.scoring import label_log_probs
+from squeezeprompt.prompt.prefix import PrefixPrompt
 from squeezeprompt.prompt.soft import SoftPrompt
+
+LearnedPrompt = SoftPrompt | PrefixPrompt
 
 
 @dataclass(frozen=True)
@@ -58,19 +65,30 @@ class TextBatch:
     windows: Tensor
 
 
-def label_log_likelihoods(model: Any, soft: SoftPrompt | None, batch: LabelBatch) -> Tensor:
+def shared_prefix(model: Any, learned: LearnedPrompt | None, encoded: EncodedPrompt) -> PrefixState:
+    """The prompt's shared prefix with ``learned`` where the evaluator puts it.
+
+    Example (needs a model):
+        >>> shared_prefix(model, None, batch.encoded).length  # doctest: +SKIP
+        41
+    """
+    if isinstance(learned, PrefixPrompt):
+        return compute_prefix(model, encoded, deep_prompt=learned.state(model))
+    return compute_prefix(model, encoded, None if learned is None else learned.embeddings)
+
+
+def label_log_likelihoods(model: Any, soft: LearnedPrompt | None, batch: LabelBatch) -> Tensor:
     """``[B, num_labels]`` summed log-probabilities of each label word's tokens.
 
     Example (needs a model):
         >>> label_log_likelihoods(model, soft, batch).argmax(1)  # doctest: +SKIP
     """
-    vectors = None if soft is None else soft.embeddings
-    prefix = compute_prefix(model, batch.encoded, vectors)
+    prefix = shared_prefix(model, soft, batch.encoded)
     return label_log_probs(model, batch.encoded, prefix, batch.example_ids)
 
 
-def text_logits(model: Any, soft: SoftPrompt | None, batch: TextBatch) -> Tensor:
-    """Logits ``[B, T, vocab]`` at the text positions (soft positions dropped).
+def text_logits(model: Any, soft: LearnedPrompt | None, batch: TextBatch) -> Tensor:
+    """Logits ``[B, T, vocab]`` at the text positions (virtual positions dropped).
 
     Example (needs a model):
         >>> text_logits(model, None, batch).shape  # doctest: +SKIP
@@ -78,6 +96,9 @@ def text_logits(model: Any, soft: SoftPrompt | None, batch: TextBatch) -> Tensor
     ids = batch.windows.to(model_device(model))
     if soft is None:
         return model(input_ids=ids, use_cache=False).logits
+    if isinstance(soft, PrefixPrompt):
+        cache = soft.state(model).expanded(ids.shape[0], model.config)
+        return model(input_ids=ids, **cache_kwargs(model, cache)).logits
     embeds = soft.insert(model.get_input_embeddings()(ids), position=0)
     logits = model(inputs_embeds=embeds, use_cache=False).logits
     return logits[:, soft.num_tokens :]

@@ -12,7 +12,9 @@
   without it.
 
 Gradients reach the soft prompt through the frozen model, including our quantized
-and sparse linears (they all have gradients with respect to their input).
+and sparse linears (they all have gradients with respect to their input). The same
+loop trains a deep prompt (``PrefixPrompt``): every ``soft`` argument below takes
+either kind (``LearnedPrompt``).
 
 Example:
     >>> SoftTrainConfig(objective=Objective.TEACHER_KL, steps=10).objective.value
@@ -32,13 +34,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from squeezeprompt.prompt.soft import SoftPrompt
 from squeezeprompt.prompt.soft_batches import (
     LabelBatch,
+    LearnedPrompt,
     TextBatch,
     label_log_likelihoods,
     text_logits,
 )
+from squeezeprompt.recover.train import LrSchedule, lr_factor
 
 
 class Objective(enum.Enum):
@@ -60,6 +63,10 @@ class SoftTrainConfig:
     lr: float = 1e-2
     max_grad_norm: float = 1.0
     label_nll_weight: float = 0.0  # LABELS only: weight of the gold word's full-vocab NLL
+    # COSINE: batches of 8 reviews make the label loss noisy, and at a constant lr the
+    # prompt's bias swings with the last few batches; decaying to 0 damps the swings
+    # (on the study's deep prompt: a steadier middle of the run, not a better end).
+    schedule: LrSchedule = LrSchedule.CONSTANT
 
     def __post_init__(self) -> None:
         if not isinstance(self.objective, Objective):
@@ -69,6 +76,10 @@ class SoftTrainConfig:
             )
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"SoftTrainConfig.steps must be an int >= 1, got {self.steps!r}")
+        if not isinstance(self.schedule, LrSchedule):
+            raise TypeError(
+                f"SoftTrainConfig.schedule must be an LrSchedule, got {self.schedule!r}"
+            )
         if not self.label_nll_weight >= 0:
             raise ValueError(
                 f"SoftTrainConfig.label_nll_weight must be >= 0, got {self.label_nll_weight}"
@@ -82,7 +93,7 @@ class SoftTrainConfig:
 
 def label_loss(
     model: Any,
-    soft: SoftPrompt | None,
+    soft: LearnedPrompt | None,
     batch: LabelBatch,
     teacher: Any = None,
     nll_weight: float = 0.0,
@@ -102,7 +113,9 @@ def label_loss(
     return loss
 
 
-def teacher_kl_loss(model: Any, soft: SoftPrompt | None, batch: TextBatch, teacher: Any) -> Tensor:
+def teacher_kl_loss(
+    model: Any, soft: LearnedPrompt | None, batch: TextBatch, teacher: Any
+) -> Tensor:
     """Mean over text positions of KL(teacher || student), teacher without a soft prompt.
 
     Example (needs two models):
@@ -117,7 +130,7 @@ def teacher_kl_loss(model: Any, soft: SoftPrompt | None, batch: TextBatch, teach
     return F.kl_div(student, target, log_target=True, reduction="none").sum(-1).mean()
 
 
-LossFn = Callable[[Any, SoftPrompt | None, Any, Any], Tensor]
+LossFn = Callable[[Any, LearnedPrompt | None, Any, Any], Tensor]
 LOSSES: dict[Objective, LossFn] = {
     Objective.LABELS: label_loss,
     Objective.TEACHER_KL: teacher_kl_loss,
@@ -133,16 +146,18 @@ class SoftTrainResult:
 
 def train_soft_prompt(
     model: Any,
-    soft: SoftPrompt,
+    soft: LearnedPrompt,
     batches: Sequence[LabelBatch] | Sequence[TextBatch],
     config: SoftTrainConfig,
     teacher: Any = None,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> SoftTrainResult:
-    """Adam on ``soft.embeddings`` only, cycling through ``batches`` in order.
+    """Adam on ``soft``'s parameters only, cycling through ``batches`` in order.
 
     The model's parameters are frozen for the run and their ``requires_grad`` flags
     restored afterwards. Shuffle the batches beforehand (with a seeded ``rng``) if
-    wanted: this loop adds no randomness of its own.
+    wanted: this loop adds no randomness of its own. ``on_step(step, loss)`` runs after
+    each update (1-based step), e.g. to watch a held-out loss without restarting Adam.
 
     Example (needs a model):
         >>> train_soft_prompt(model, soft, batches, SoftTrainConfig(steps=20))  # doctest: +SKIP
@@ -155,7 +170,8 @@ def train_soft_prompt(
     soft.to(next(model.parameters()).device)
     flags = [(p, p.requires_grad) for p in model.parameters()]
     was_training = model.training
-    optimizer = torch.optim.Adam([soft.embeddings], lr=config.lr)
+    params = list(soft.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.lr)
     losses: list[float] = []
     try:
         for p, _ in flags:
@@ -167,9 +183,13 @@ def train_soft_prompt(
                 raise FloatingPointError(f"train_soft_prompt: loss is {loss.item()} at step {step}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_([soft.embeddings], config.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * lr_factor(config.schedule, step, config.steps)
             optimizer.step()
             losses.append(loss.item())
+            if on_step is not None:
+                on_step(step + 1, losses[-1])
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
@@ -180,7 +200,7 @@ def train_soft_prompt(
 @torch.no_grad()
 def evaluate_loss(
     model: Any,
-    soft: SoftPrompt | None,
+    soft: LearnedPrompt | None,
     batches: Sequence[LabelBatch] | Sequence[TextBatch],
     objective: Objective,
     teacher: Any = None,

@@ -7,8 +7,11 @@ prompts with the model frozen. Every figure below comes from the held-out test s
 each prompt scored there once:
 
 * task side: dense + default prompt, compressed + default, compressed + searched,
-  compressed + searched + soft prompt (labels objective, train split), each with a 95%
-  Wilson interval and the share of the dense-minus-compressed gap it closes;
+  compressed + searched + soft prompt (labels objective, train split), and with
+  ``--deep-tokens P`` compressed + default prompt + a deep prompt (prefix tuning, P
+  key/value pairs per layer, labels objective; settings chosen on dev with
+  ``prompt_recovery_deep``), each with a 95% Wilson interval and the share of the
+  dense-minus-compressed gap it closes;
 * language-modelling side: held-out Wikipedia perplexity of dense, compressed, and
   compressed + a soft prompt trained against the dense model (teacher objective).
 
@@ -43,17 +46,23 @@ from squeezeprompt.pipeline.schema import to_data
 from squeezeprompt.pipeline.stage_configs import (
     Bits,
     CalibrateConfig,
+    LrSchedule,
     PromptConfig,
     PruneConfig,
     PruneMethod,
     QuantizeConfig,
     QuantMethod,
+    SoftKind,
     SoftObjective,
     Sparsity,
     Strategy,
 )
 from squeezeprompt.pipeline.stages.registry import adapter_for
-from squeezeprompt.pipeline.stages.soft_prompt import soft_prompt_for, train_stage_soft_prompt
+from squeezeprompt.pipeline.stages.soft_prompt import (
+    deep_prompt_for,
+    soft_prompt_for,
+    train_stage_soft_prompt,
+)
 from squeezeprompt.pipeline.validate import load_and_validate
 
 LOG = logging.getLogger("squeezeprompt.studies.prompt_recovery")
@@ -240,6 +249,43 @@ def task_side(ctx: RunContext, steps: Steps, root: Path) -> None:
     steps.get("compressed_searched_soft", lambda: _accuracy(ctx, prompt, soft), _inputs(recipe, 4))
 
 
+def deep_side(ctx: RunContext, steps: Steps, root: Path, deep: PromptConfig) -> None:
+    """Compressed + default prompt + a deep prompt trained on train labels (``deep``'s
+    soft_* settings), then its test accuracy, each cached."""
+    from squeezeprompt.evaluate import accuracy, default_prompt
+
+    _compressed(ctx, root)
+    prompt = default_prompt(ctx.task)
+    soft_fields = {k: v for k, v in to_data(deep).items() if k.startswith("soft_")}
+    inputs = _inputs(ctx.recipe, 3, evaluate=False, deep=soft_fields)
+
+    def deep_labels() -> dict[str, Any]:
+        ctx.state = {}
+        info = train_stage_soft_prompt(ctx, deep, prompt)
+        return {"summary": info, "state": ctx.state}
+
+    trained = steps.get("deep_labels", deep_labels, inputs)
+    prefix = deep_prompt_for(trained["state"], SoftObjective.LABELS.value)
+    assert prefix is not None
+
+    def deep_accuracy() -> dict[str, Any]:
+        examples = ctx.task.test[: ctx.recipe.evaluate.test_examples]
+        r = accuracy(
+            ctx.model,
+            ctx.tokenizer,
+            prompt,
+            examples,
+            ctx.task.label_words,
+            progress=False,
+            deep_prompt=prefix.state(ctx.model),
+        )
+        keep = ("accuracy", "correct", "n", "ci_low", "ci_high")
+        return {**{k: getattr(r, k) for k in keep}, "deep_tokens": prefix.num_tokens}
+
+    evaluate = ctx.recipe.to_dict()["evaluate"]
+    steps.get("compressed_default_deep", deep_accuracy, {**inputs, "evaluate": evaluate})
+
+
 def lm_side(ctx: RunContext, steps: Steps, root: Path, soft_steps: int = 30) -> None:
     """Held-out perplexity: dense, compressed, compressed + teacher-trained soft prompt."""
     recipe = ctx.recipe
@@ -291,6 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-examples", type=int, default=500)
     parser.add_argument("--perplexity-tokens", type=int, default=4096)
     parser.add_argument("--teacher-steps", type=int, default=30)
+    # Chosen on dev with prompt_recovery_deep (lowest dev label loss at a run's end).
+    parser.add_argument("--deep-tokens", type=int, default=8, help="deep prompt P; 0: none")
+    parser.add_argument("--deep-steps", type=int, default=160)
+    parser.add_argument("--deep-lr", type=float, default=1e-2)
+    parser.add_argument("--deep-schedule", choices=("constant", "cosine"), default="constant")
     parser.add_argument("--docs", type=Path, default=Path("docs/results"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -314,6 +365,16 @@ def main(argv: list[str] | None = None) -> int:
             ctx = RunContext(recipe, model.eval(), tokenizer, source, LOG, progress=False)
             if side == "task":
                 task_side(ctx, steps, args.out)
+                if args.deep_tokens:
+                    deep = replace(
+                        recipe.stages[3],
+                        soft_kind=SoftKind.PREFIX,
+                        soft_tokens=args.deep_tokens,
+                        soft_steps=args.deep_steps,
+                        soft_lr=args.deep_lr,
+                        soft_schedule=LrSchedule(args.deep_schedule),
+                    )
+                    deep_side(ctx, steps, args.out, deep)
             else:
                 lm_side(ctx, steps, args.out, args.teacher_steps)
     write_report(args.out, args.docs, recipe)

@@ -16,7 +16,9 @@ ROWS = (
     ("compressed_default", "compressed, default prompt"),
     ("compressed_searched", "compressed, searched prompt"),
     ("compressed_searched_soft", "compressed, searched prompt + soft prompt (labels)"),
+    ("compressed_default_deep", "compressed, default prompt + deep prompt (labels)"),
 )
+OPTIONAL_ROWS = {"compressed_default_deep"}  # only with --deep-tokens: no "not run" line
 PPL_ROWS = (
     ("ppl_dense", "dense"),
     ("ppl_compressed", "compressed"),
@@ -53,6 +55,8 @@ def _accuracy_table(steps: dict[str, Any]) -> list[str]:
     base = steps.get("compressed_default", {}).get("accuracy")
     for key, label in ROWS:
         r = steps.get(key)
+        if r is None and key in OPTIONAL_ROWS:
+            continue
         if r is None:
             lines.append(f"| {label} | not run | | | |")
             continue
@@ -117,6 +121,17 @@ def _details(steps: dict[str, Any]) -> list[str]:
         out.append(_soft_line(soft["summary"], soft["minutes"]))
     elif stage is not None and "soft_prompt" in stage["summary"]:
         out.append(_soft_line(stage["summary"]["soft_prompt"], None))
+    deep = steps.get("deep_labels")
+    if deep is not None:
+        d = deep["summary"]
+        out.append(
+            f"Deep prompt (labels): {d['tokens']} virtual positions x every layer's keys and "
+            f"values ({d['parameters']} numbers) initialised from what the model computes for "
+            f"{d['init']}, placed before the chat head; {d['steps']} Adam steps of "
+            f"{d['batch_size']} train reviews, lr {d['lr']}, default prompt on top; dev label "
+            f"loss {d['heldout_loss_without']:.3f} without, {d['heldout_loss_at_init']:.3f} at "
+            f"its start, {d['heldout_loss_with']:.3f} trained ({deep['minutes']:.1f} min)."
+        )
     teacher = steps.get("teacher_soft")
     if teacher is not None:
         t = teacher["summary"]
@@ -127,6 +142,50 @@ def _details(steps: dict[str, Any]) -> list[str]:
             f"{t['heldout_loss_with']:.3f} with it ({teacher['minutes']:.1f} min)."
         )
     return out
+
+
+def load_sweep(root: Path) -> list[dict[str, Any]]:
+    """The deep-prompt dev runs of ``prompt_recovery_deep`` (``root/deep_sweep.jsonl``)."""
+    path = root / "deep_sweep.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def sweep_table(runs: list[dict[str, Any]]) -> list[str]:
+    """One line per dev run: settings, dev label CE / accuracy / share "positive" at its
+    end, and the dev accuracy at each checkpoint (how much it swings).
+
+    Example:
+        >>> run = {"tokens": 8, "lr": 0.003, "steps": 20, "dev": 128, "minutes": 1.0,
+        ...        "curve": [{"step": 0, "ce": 0.7, "accuracy": 0.6, "positive": 1.0},
+        ...                  {"step": 20, "ce": 0.6, "accuracy": 0.7, "positive": 0.5}]}
+        >>> sweep_table([run])[-1]
+        '| 8 | 0.003 | constant | 20 | 0.600 | 0.700 | 50% | 0.60 0.70 | 1.0 |'
+    """
+    if not runs:
+        return []
+    every = runs[0]["curve"][1]["step"] if len(runs[0]["curve"]) > 1 else 0
+    lines = [
+        "",
+        f"Deep-prompt dev runs (`prompt_recovery_deep`; first {runs[0]['dev']} dev reviews, "
+        "batches of 8 train reviews, default prompt on top, seed 0; the test split was not "
+        f"used). Figures at the end of each run; the curve is dev accuracy every {every} "
+        "steps from the start:",
+        "",
+        "| P | lr | schedule | steps | dev CE | dev acc | predicts positive "
+        "| dev acc curve | minutes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        end = r["curve"][-1]
+        curve = " ".join(f"{p['accuracy']:.2f}" for p in r["curve"])
+        lines.append(
+            f"| {r['tokens']} | {r['lr']:g} | {r.get('schedule', 'constant')} | {r['steps']} "
+            f"| {end['ce']:.3f} | {end['accuracy']:.3f} | {end['positive']:.0%} | {curve} "
+            f"| {r['minutes']:.1f} |"
+        )
+    return lines
 
 
 NOTES = "prompt_recovery_notes.md"
@@ -146,9 +205,11 @@ def write_report(root: Path, docs: Path, recipe: Any) -> Path:
         >>> write_report(Path("runs/prompt"), Path("docs/results"), recipe)  # doctest: +SKIP
     """
     steps = _load(root)
+    sweep = load_sweep(root)
     data = {
         "recipe": recipe.to_dict(),
         "steps": {k: {kk: vv for kk, vv in v.items() if kk != "state"} for k, v in steps.items()},
+        "deep_sweep": [{k: v for k, v in r.items() if k != "train_losses"} for r in sweep],
     }
     text = "\n".join(
         [
@@ -162,6 +223,7 @@ def write_report(root: Path, docs: Path, recipe: Any) -> Path:
             "",
             *_accuracy_table(steps),
             *_details(steps),
+            *sweep_table(sweep),
             "",
             "Held-out Wikipedia perplexity:",
             "",
@@ -169,7 +231,8 @@ def write_report(root: Path, docs: Path, recipe: Any) -> Path:
             "",
             "Reproduce: `python -m squeezeprompt.studies.prompt_recovery --out runs/prompt "
             "--threads 1` (the same stages as `recipe.yaml`, evaluated only where the table "
-            "needs it).",
+            "needs it; the deep prompt row comes from `--deep-tokens`, `--deep-steps`, "
+            "`--deep-lr`, `--deep-schedule`, whose defaults are the settings chosen on dev).",
             "",
             *_notes(docs),
         ]
