@@ -58,6 +58,12 @@ def _bound(x: torch.Tensor, w: torch.Tensor, out_dtype: torch.dtype) -> torch.Te
     )
 
 
+def _activations(m: int, k: int, dtype: torch.dtype) -> torch.Tensor:
+    """``[m, k]`` for m = 1 (a decode step: the kernels' M = 1 paths), else ``[2, m, k]``
+    (a leading batch dim as well, so the op sees 2 m rows)."""
+    return torch.randn(*(() if m == 1 else (2,)), m, k).to(dtype)
+
+
 def _check_close(got, want, bound):
     err = (got.float() - want.float()).abs()
     # The reference itself rounds to out_dtype, so allow the bound plus one ulp of it.
@@ -89,7 +95,7 @@ def test_int8_weight_linear(isa, m, dtype, k, n):
 def test_int4_weight_linear(isa, m, dtype, k, n, group):
     from squeezeprompt.formats import dequantize_int4
 
-    x = torch.randn(2, m, k).to(dtype)  # a leading batch dim as well
+    x = _activations(m, k, dtype)
     q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8)
     s = torch.rand(n, k // group) + 0.01
     z = torch.rand(n, k // group) * 15
@@ -120,7 +126,7 @@ def test_int8_dynamic_linear(isa, m, k, n):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k,n,group", [(576, 37, 64), (96, 70, 32), (192, 5, 96), (60, 9, 6)])
 def test_int4_dynamic_linear(isa, m, dtype, k, n, group):
-    x = torch.randn(2, m, k).to(dtype)
+    x = _activations(m, k, dtype)
     q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8)
     s = torch.rand(n, k // group) + 0.01
     z = torch.rand(n, k // group) * 15
@@ -174,7 +180,7 @@ def test_sparse24_int4_linear(isa, m, dtype, k, n, group):
     values = torch.randint(0, 256, (n, k // 4), dtype=torch.uint8)
     s = torch.rand(n, k // group) + 0.01
     z = torch.rand(n, k // group) * 15
-    x = torch.randn(2, m, k).to(dtype)
+    x = _activations(m, k, dtype)
     got = OPS.sparse24_int4_linear(x, values, meta, s, z, group, None)
     want = sparse24_int4_linear_ref(x, values, meta, s, z, group)
     w = sparse24_int4_unpack(values, meta, s, z, group)
