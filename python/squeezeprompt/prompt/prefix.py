@@ -24,16 +24,15 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from squeezeprompt.evaluate.prefix import PrefixState, model_device, output_cache
+from squeezeprompt.prompt.prompt_files import read_prompt_files, write_prompt_files
 
 FORMAT_VERSION = 1
 
@@ -132,36 +131,20 @@ class PrefixPrompt(nn.Module):
             >>> PrefixPrompt.load(PrefixPrompt(z, z).save(d)).num_tokens
             3
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {
-            "keys": self.keys.detach().cpu().contiguous(),
-            "values": self.values.detach().cpu().contiguous(),
-        }
-        save_file(tensors, str(directory / f"{name}.safetensors"))
         header = {
-            "format_version": FORMAT_VERSION,
             "shape": list(self.keys.shape),
             "layout": "[layers, kv_heads, P, head_dim], keys after the rotary embedding",
             "dtype": "float32",
             "placement": "positions 0..P-1, before the chat-template head",
             "meta": self.meta,
         }
-        (directory / f"{name}.json").write_text(json.dumps(header, indent=2) + "\n")
-        return directory
+        tensors = {"keys": self.keys, "values": self.values}
+        return write_prompt_files(directory, name, tensors, header, FORMAT_VERSION)
 
     @classmethod
     def load(cls, directory: str | Path, name: str = "deep_prompt") -> PrefixPrompt:
         """Read a deep prompt written by ``save``; the JSON and the tensors must agree."""
-        directory = Path(directory)
-        json_path = directory / f"{name}.json"
-        header = json.loads(json_path.read_text())
-        if header.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"PrefixPrompt.load: {json_path} has format_version "
-                f"{header.get('format_version')!r}, expected {FORMAT_VERSION}"
-            )
-        tensors = load_file(str(directory / f"{name}.safetensors"))
+        tensors, header = read_prompt_files(directory, name, FORMAT_VERSION, "PrefixPrompt.load")
         missing = {"keys", "values"} - set(tensors)
         if missing:
             raise ValueError(f"PrefixPrompt.load: {name}.safetensors lacks {sorted(missing)}")

@@ -15,14 +15,14 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+
+from squeezeprompt.prompt.prompt_files import read_prompt_files, write_prompt_files
 
 FORMAT_VERSION = 1
 
@@ -115,34 +115,22 @@ class SoftPrompt(nn.Module):
             >>> SoftPrompt.load(SoftPrompt(torch.ones(2, 3)).save(d), "soft_prompt").num_tokens
             2
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {"embeddings": self.embeddings.detach().cpu().contiguous()},
-            str(directory / f"{name}.safetensors"),
-        )
         header = {
-            "format_version": FORMAT_VERSION,
             "num_tokens": self.num_tokens,
             "hidden_size": self.hidden_size,
             "dtype": "float32",
             "placement": "after the chat-template prefix, before the user content",
             "meta": self.meta,
         }
-        (directory / f"{name}.json").write_text(json.dumps(header, indent=2) + "\n")
-        return directory
+        return write_prompt_files(
+            directory, name, {"embeddings": self.embeddings}, header, FORMAT_VERSION
+        )
 
     @classmethod
     def load(cls, directory: str | Path, name: str = "soft_prompt") -> SoftPrompt:
         """Read a soft prompt written by ``save``; the JSON and the tensor must agree."""
-        directory = Path(directory)
-        header = json.loads((directory / f"{name}.json").read_text())
-        if header.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"SoftPrompt.load: {directory / (name + '.json')} has format_version "
-                f"{header.get('format_version')!r}, expected {FORMAT_VERSION}"
-            )
-        tensor = load_file(str(directory / f"{name}.safetensors"))["embeddings"]
+        tensors, header = read_prompt_files(directory, name, FORMAT_VERSION, "SoftPrompt.load")
+        tensor = tensors["embeddings"]
         expected = [header["num_tokens"], header["hidden_size"]]
         if list(tensor.shape) != expected:
             raise ValueError(
