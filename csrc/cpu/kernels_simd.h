@@ -126,6 +126,13 @@ struct Int4Decoder {
   __m256 from(__m256i b, __m256i shuffle) const {
     return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_shuffle_epi8(b, shuffle), nibble_mask));
   }
+  // Weights of 16 columns from their 8 code bytes, (raw - zl) * s: zl and s are the
+  // group's zero and scale already multiplied by lane_zero and lane_scale.
+  void weights16(const uint8_t* bytes, __m256 zl, __m256 s, __m256& w0, __m256& w1) const {
+    const __m256i b = broadcast8(bytes);
+    w0 = _mm256_mul_ps(_mm256_sub_ps(from(b, shuffle_lo), zl), s);
+    w1 = _mm256_mul_ps(_mm256_sub_ps(from(b, shuffle_hi), zl), s);
+  }
 };
 
 // Up to kInt4ActRows activation rows per tile, so at M = 8 each weight is decoded once
@@ -147,9 +154,8 @@ void int4_tile(const Int4Decoder& dec, const float* x, int64_t K, const uint8_t*
       const __m256 s = _mm256_mul_ps(_mm256_set1_ps(sr[g]), dec.lane_scale);
       const __m256 zl = _mm256_mul_ps(_mm256_set1_ps(zr[g]), dec.lane_zero);
       for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 16) {
-        const __m256i b = Int4Decoder::broadcast8(qr + k / 2);
-        const __m256 w0 = _mm256_mul_ps(_mm256_sub_ps(dec.from(b, dec.shuffle_lo), zl), s);
-        const __m256 w1 = _mm256_mul_ps(_mm256_sub_ps(dec.from(b, dec.shuffle_hi), zl), s);
+        __m256 w0, w1;
+        dec.weights16(qr + k / 2, zl, s, w0, w1);
         for (int m = 0; m < MR; ++m) {
           const float* xm = x + (m0 + m) * K + k;
           a0[m] = _mm256_fmadd_ps(_mm256_loadu_ps(xm), w0, a0[m]);
@@ -201,9 +207,8 @@ void int4_rows_m1(const Int4Decoder& dec, const float* x, const uint8_t* qr, int
                      _MM_HINT_T0);
       const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
       for (int r = 0; r < NR; ++r) {
-        const __m256i b = Int4Decoder::broadcast8(qr + r * row_bytes + k / 2);
-        const __m256 w0 = _mm256_mul_ps(_mm256_sub_ps(dec.from(b, dec.shuffle_lo), zl[r]), s[r]);
-        const __m256 w1 = _mm256_mul_ps(_mm256_sub_ps(dec.from(b, dec.shuffle_hi), zl[r]), s[r]);
+        __m256 w0, w1;
+        dec.weights16(qr + r * row_bytes + k / 2, zl[r], s[r], w0, w1);
         a0[r] = _mm256_fmadd_ps(x0, w0, a0[r]);
         a1[r] = _mm256_fmadd_ps(x1, w1, a1[r]);
       }
