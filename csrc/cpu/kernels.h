@@ -1,11 +1,13 @@
 // The table of per-ISA CPU kernels and the runtime dispatcher that picks one.
 //
-// Kernels are pure functions on raw pointers: no allocation, no checks, no
-// threads. The op files (weight_only_linear.cpp, ...) validate inputs, split the
-// output channels across torch's thread pool with at::parallel_for, and call the
-// active table, so torch.set_num_threads governs every kernel. Each ISA has its own
-// translation unit (kernels_scalar.cpp, kernels_avx2.cpp, kernels_avx512.cpp); the
-// two SIMD ones compile the same source, kernels_simd.h, under different flags.
+// Kernels are pure functions on raw pointers: no checks, no threads, and no
+// allocation beyond one per-thread scratch buffer kept between calls (the int4
+// kernel's repacked activations, int4_weight_simd.h). The op files
+// (weight_only_linear.cpp, ...) validate inputs, split the output channels across
+// torch's thread pool with at::parallel_for, and call the active table, so
+// torch.set_num_threads governs every kernel. Each ISA has its own translation unit
+// (kernels_scalar.cpp, kernels_avx2.cpp, kernels_avx512.cpp); the two SIMD ones
+// compile the same source, kernels_simd.h, under different flags.
 #pragma once
 #include <cstdint>
 

@@ -135,128 +135,6 @@ struct Int4Decoder {
   }
 };
 
-// Up to kInt4ActRows activation rows per tile, so at M = 8 each weight is decoded once
-// rather than once per 4-row block: 576 x 576 g32 at M = 8 went from 101 to 78 us on
-// one Zen 3 core (K = 4096 g128 was unchanged). Above 4 rows one accumulator per row
-// (MR >= 5 independent chains) is enough, and two would not fit 16 registers.
-constexpr int kInt4ActRows = 8;
-
-template <int MR>
-void int4_tile(const Int4Decoder& dec, const float* x, int64_t K, const uint8_t* qr,
-               const float* sr, const float* zr, int64_t group_size, int64_t n, int64_t N,
-               int64_t m0, float* out) {
-  constexpr bool kTwoChains = MR <= 4;
-  const int64_t G = K / group_size;
-  __m256 a0[MR], a1[MR];
-  for (int m = 0; m < MR; ++m) a0[m] = a1[m] = _mm256_setzero_ps();
-  if (group_size % 16 == 0) {
-    for (int64_t g = 0; g < G; ++g) {
-      const __m256 s = _mm256_mul_ps(_mm256_set1_ps(sr[g]), dec.lane_scale);
-      const __m256 zl = _mm256_mul_ps(_mm256_set1_ps(zr[g]), dec.lane_zero);
-      for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 16) {
-        __m256 w0, w1;
-        dec.weights16(qr + k / 2, zl, s, w0, w1);
-        for (int m = 0; m < MR; ++m) {
-          const float* xm = x + (m0 + m) * K + k;
-          a0[m] = _mm256_fmadd_ps(_mm256_loadu_ps(xm), w0, a0[m]);
-          __m256& second = kTwoChains ? a1[m] : a0[m];
-          second = _mm256_fmadd_ps(_mm256_loadu_ps(xm + 8), w1, second);
-        }
-      }
-    }
-  } else {  // group_size a multiple of 8: 8 codes per step
-    for (int64_t g = 0; g < G; ++g) {
-      const __m256 s = _mm256_mul_ps(_mm256_set1_ps(sr[g]), dec.lane_scale);
-      const __m256 zl = _mm256_mul_ps(_mm256_set1_ps(zr[g]), dec.lane_zero);
-      for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 8) {
-        const __m256 w = _mm256_mul_ps(_mm256_sub_ps(dec.raw(qr + k / 2), zl), s);
-        for (int m = 0; m < MR; ++m)
-          a0[m] = _mm256_fmadd_ps(_mm256_loadu_ps(x + (m0 + m) * K + k), w, a0[m]);
-      }
-    }
-  }
-  for (int m = 0; m < MR; ++m) out[(m0 + m) * N + n] = hsum(_mm256_add_ps(a0[m], a1[m]));
-}
-
-// M = 1, group_size a multiple of 16: kInt4RowsM1 weight rows per pass share each
-// activation load, with the same arithmetic per weight as int4_tile ((raw - zero) *
-// scale, then an FMA). Reading rows side by side needs the software prefetch along
-// the tile's linear stream, as in int8_weight_simd.h (without it, 4096 x 4096 went from
-// 1.6 to 1.9-2.1 ms). Measured on one Zen 3 core, median of 60 calls, against one row
-// per pass: 4096 x 4096 g128 1.62 -> 1.59 ms, 576 x 576 g32 45 -> 42 us, 49152 x 576
-// g32 3.64 -> 3.46 ms (2 rows were within noise of 3).
-constexpr int kInt4RowsM1 = 3;
-constexpr int64_t kInt4PrefetchBytes = 8192;
-
-template <int NR>
-void int4_rows_m1(const Int4Decoder& dec, const float* x, const uint8_t* qr, int64_t row_bytes,
-                  const float* sr, const float* zr, int64_t G, int64_t group_size, float* out) {
-  __m256 a0[NR], a1[NR];
-  for (int r = 0; r < NR; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
-  for (int64_t g = 0; g < G; ++g) {
-    __m256 s[NR], zl[NR];
-    for (int r = 0; r < NR; ++r) {
-      s[r] = _mm256_mul_ps(_mm256_set1_ps(sr[r * G + g]), dec.lane_scale);
-      zl[r] = _mm256_mul_ps(_mm256_set1_ps(zr[r * G + g]), dec.lane_zero);
-    }
-    for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 16) {
-      // The pass has consumed NR * k / 2 bytes of its contiguous rows: one prefetch per
-      // 64-byte line of that stream.
-      if (((NR * k / 2) & 63) < NR * 8)
-        _mm_prefetch(reinterpret_cast<const char*>(qr + NR * k / 2 + kInt4PrefetchBytes),
-                     _MM_HINT_T0);
-      const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
-      for (int r = 0; r < NR; ++r) {
-        __m256 w0, w1;
-        dec.weights16(qr + r * row_bytes + k / 2, zl[r], s[r], w0, w1);
-        a0[r] = _mm256_fmadd_ps(x0, w0, a0[r]);
-        a1[r] = _mm256_fmadd_ps(x1, w1, a1[r]);
-      }
-    }
-  }
-  for (int r = 0; r < NR; ++r) out[r] = hsum(_mm256_add_ps(a0[r], a1[r]));
-}
-
-void int4_weight_rows(const float* x, int64_t M, int64_t K, const uint8_t* q, const float* scales,
-                      const float* zeros, int64_t group_size, int64_t n0, int64_t n1, int64_t N,
-                      float* out) {
-  if (group_size % 8 != 0) {  // the decoder works on 8 codes of one group at a time
-    kernels_scalar().int4_weight_rows(x, M, K, q, scales, zeros, group_size, n0, n1, N, out);
-    return;
-  }
-  const Int4Decoder dec;
-  const int64_t G = K / group_size, row_bytes = K / kInt4PerByte;
-  int64_t n = n0;
-  if (M == 1 && group_size % 16 == 0)
-    for (; n + kInt4RowsM1 <= n1; n += kInt4RowsM1)
-      int4_rows_m1<kInt4RowsM1>(dec, x, q + n * row_bytes, row_bytes, scales + n * G, zeros + n * G,
-                                G, group_size, out + n);
-  for (; n < n1; ++n)
-    over_rows<kInt4ActRows>(M, [&](auto mr, int64_t m0) {
-      int4_tile<decltype(mr)::value>(dec, x, K, q + n * row_bytes, scales + n * G, zeros + n * G,
-                                     group_size, n, N, m0, out);
-    });
-}
-
-void int4_dequant_rows(const uint8_t* q, const float* scales, const float* zeros, int64_t K,
-                       int64_t group_size, int64_t n0, int64_t n1, float* w) {
-  if (group_size % 8 != 0) {
-    for (int64_t n = n0; n < n1; ++n)
-      scalar::int4_dequant_row(q, scales, zeros, K, group_size, n, w + n * K);
-    return;
-  }
-  const Int4Decoder dec;
-  const int64_t G = K / group_size, row_bytes = K / kInt4PerByte;
-  for (int64_t n = n0; n < n1; ++n)
-    for (int64_t g = 0; g < G; ++g) {
-      const float sc = scales[n * G + g];
-      const __m256 s = _mm256_mul_ps(_mm256_set1_ps(sc), dec.lane_scale);
-      const __m256 zl = _mm256_mul_ps(_mm256_set1_ps(zeros[n * G + g]), dec.lane_zero);
-      for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 8)
-        _mm256_storeu_ps(w + n * K + k,
-                         _mm256_mul_ps(_mm256_sub_ps(dec.raw(q + n * row_bytes + k / 2), zl), s));
-    }
-}
 
 // ---------------------------------------------------------------- W8A8 int8 x int8
 
@@ -552,8 +430,9 @@ void fake_quant_group_backward(const float* x, const float* g, float* gx, int64_
 }  // namespace cpu
 }  // namespace squeezeprompt
 
-// The int8 weight-only streaming kernel, the W8A8 dot products and W4A8 (int4 codes x
+// The int4 and int8 weight-only streaming kernels, the W8A8 dot products and W4A8 (int4 codes x
 // int8 activations) live in their own files, in these same namespaces.
+#include "int4_weight_simd.h"
 #include "int8_dot_simd.h"
 #include "int8_weight_simd.h"
 #include "w4a8_simd.h"

@@ -91,7 +91,12 @@ def test_int8_weight_linear(isa, m, dtype, k, n):
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("m", ROWS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k,n,group", [(96, 37, 32), (160, 70, 160), (48, 9, 8), (60, 5, 6)])
+# K = 2080 with 6-16 rows: the K-blocked path (x over 40 KiB), chunks that end inside a
+# 160-column group, and 19 weight rows (two blocks of 8 and a tail of 3).
+@pytest.mark.parametrize(
+    "k,n,group",
+    [(96, 37, 32), (160, 70, 160), (48, 9, 8), (60, 5, 6), (2080, 19, 160), (2080, 19, 32)],
+)
 def test_int4_weight_linear(isa, m, dtype, k, n, group):
     from squeezeprompt.formats import dequantize_int4
 
