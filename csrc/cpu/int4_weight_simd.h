@@ -151,7 +151,8 @@ void int4_rows_blocked(const Int4Decoder& dec, const float* x, int64_t M, int64_
                        int64_t group_size, int64_t n0, int64_t n1, int64_t N, float* out) {
   const int64_t G = K / group_size, row_bytes = K / kInt4PerByte;
   // Equal chunks (a multiple of 16 columns) rather than full ones and a short tail.
-  const int64_t chunks = (M * K * int64_t{sizeof(float)} + kInt4ChunkActBytes - 1) / kInt4ChunkActBytes;
+  const int64_t chunks =
+      (M * K * int64_t{sizeof(float)} + kInt4ChunkActBytes - 1) / kInt4ChunkActBytes;
   const int64_t chunk = ((K + chunks - 1) / chunks + 15) / 16 * 16;
   // x repacked chunk by chunk, the rows of a chunk side by side: in x itself they are K
   // floats apart, at K = 4096 a multiple of 4 KiB, so a chunk's rows share L1 sets (8
@@ -176,16 +177,16 @@ void int4_rows_blocked(const Int4Decoder& dec, const float* x, int64_t M, int64_
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t n = nb + r;
         const uint8_t* qr = q + n * row_bytes;
-        const uint8_t* next = c1 < K                     ? qr + c1 / kInt4PerByte
+        const uint8_t* next = c1 < K                    ? qr + c1 / kInt4PerByte
                               : n + kInt4BlockRows < n1 ? qr + kInt4BlockRows * row_bytes
                                                         : nullptr;
         if (next != nullptr)
           for (int64_t p = 0; p < chunk / kInt4PerByte; p += 64)
             _mm_prefetch(reinterpret_cast<const char*>(next + p), _MM_HINT_T0);
         over_rows<kInt4ActRows>(M, [&](auto mr, int64_t m0) {
-          int4_segment<decltype(mr)::value>(dec, packed + c0 * M, chunk, qr,
-                                            scales + n * G, zeros + n * G, group_size, c0, c1,
-                                            m0, acc + (r * M + m0) * 2);
+          int4_segment<decltype(mr)::value>(dec, packed + c0 * M, chunk, qr, scales + n * G,
+                                            zeros + n * G, group_size, c0, c1, m0,
+                                            acc + (r * M + m0) * 2);
         });
       }
     }
