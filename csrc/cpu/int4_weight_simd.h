@@ -100,12 +100,12 @@ void int4_rows_m1(const Int4Decoder& dec, const float* x, const uint8_t* qr, int
 // order as int4_tile (the results are bit-identical). Each segment prefetches the
 // row's next one (after the last chunk, the next block's row), kInt4BlockRows segments
 // ahead. Measured on one Zen 3 core, median of 30 calls, int4_tile -> this: 4096 x
-// 4096 g128 at M = 8 5.8 -> 4.2 ms, M = 16 11.7 -> 8.8 ms, M = 4 2.8 -> 2.7 ms, 576 x
+// 4096 g128 at M = 8 5.8 -> 4.2 ms, M = 16 11.7 -> 8.5 ms, M = 4 2.8 -> 2.7 ms, 576 x
 // 1536 g32 at M = 16 0.45 -> 0.56 ms (x of 36 KiB: hence kInt4BlockedMinActBytes),
 // 1536 x 576 g32 at M = 8 0.29 -> 0.26 ms. At M = 2-3 it was 4-8% slower.
 constexpr int64_t kInt4ChunkActBytes = 24576;
 constexpr int64_t kInt4BlockedMinActBytes = 40960;
-constexpr int kInt4BlockRows = 8;
+constexpr int kInt4BlockRows = 16;
 constexpr int64_t kInt4BlockedMinRows = 4, kInt4BlockedMaxRows = 16;
 
 struct alignas(32) Floats8 {
