@@ -110,6 +110,26 @@ def test_int4_weight_linear(isa, m, dtype, k, n, group):
 
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("total_exponent", [117, 127])
+def test_int4_weight_linear_m1_large_activations(isa, total_exponent):
+    """At M = 1 the SIMD kernel sums x * (code - zero) per group and scales after, when
+    sum |x| is below 2^118. One group of 256 columns, codes 15 and zero 0 (the largest
+    partial sums): at sum |x| = 2^117 that path must still be exact, and at 2^127 its
+    partial sums would pass float max (each of 16 lanes adds 16 products of 2^119 * 240)
+    while the result, scaled by 2^-20, is finite: the kernel has to take the per-weight
+    path."""
+    k, n, group = 256, 3, 256
+    x = torch.full((1, k), 2.0 ** (total_exponent - 8))  # k = 2^8 columns
+    q = torch.full((n, k // 2), 0xFF, dtype=torch.uint8)
+    s = torch.full((n, 1), 2.0**-20)
+    z = torch.zeros(n, 1)
+    got = OPS.int4_weight_linear(x, q, s, z, group, None)
+    want = int4_weight_linear_ref(x, q, s, z, group)
+    assert want.isfinite().all()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
 # 131 rows: 4-row activation tiles and a 3-row tail. K = 4100 and 4127 span two
 # 4096-column blocks (int32 partial sums added across blocks) with a column tail; N = 9
 # leaves tails of the 2- and 4-row weight tiles, N = 70 spans two 64-row weight blocks.
