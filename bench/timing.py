@@ -10,14 +10,36 @@ import statistics
 import time
 from collections.abc import Callable
 
+import torch
+
+# Larger than this machine's L3 (32 MiB) with room: reading it displaces every cached line.
+_EVICT_BYTES = 96 * 2**20
+_evict_buffer: torch.Tensor | None = None
+
+
+def evict_caches() -> None:
+    """Reads a buffer larger than the last-level cache, so the next call finds its weights
+    in DRAM, as a decode step of a model whose layers together exceed the cache does.
+
+    Example:
+        >>> evict_caches()
+    """
+    global _evict_buffer
+    if _evict_buffer is None:
+        _evict_buffer = torch.ones(_EVICT_BYTES // 4)
+    _evict_buffer.sum()
+
 
 def time_interleaved(
     fns: dict[str, Callable[[], object]],
     min_rounds: int = 5,
     max_rounds: int = 41,
     budget_s: float = 3.0,
+    before_each: Callable[[], object] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Median, min and IQR (seconds) of each callable, measured in interleaved rounds.
+
+    ``before_each`` runs, untimed, before every timed call (e.g. :func:`evict_caches`).
 
     Example:
         >>> r = time_interleaved({"noop": lambda: None}, min_rounds=3, max_rounds=3)
@@ -31,6 +53,8 @@ def time_interleaved(
     rounds = 0
     while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - start < budget_s):
         for name, fn in fns.items():
+            if before_each is not None:
+                before_each()
             t0 = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - t0)
