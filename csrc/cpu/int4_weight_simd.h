@@ -143,10 +143,6 @@ constexpr int64_t kInt4BlockedMinActBytes = 40960;
 constexpr int kInt4BlockRows = 16;
 constexpr int64_t kInt4BlockedMinRows = 4, kInt4BlockedMaxRows = 16;
 
-struct alignas(32) Floats8 {
-  float v[8];
-};
-
 // Columns [c0, c1) of one weight row against activation rows m0..m0 + MR, adding into
 // acc[2 * m] and acc[2 * m + 1] (the two chains of row m0 + m). xc is the chunk's
 // activations, row m at xc + m * chunk.
@@ -185,24 +181,8 @@ void int4_rows_blocked(const Int4Decoder& dec, const float* x, int64_t M, int64_
                        const uint8_t* q, const float* scales, const float* zeros,
                        int64_t group_size, int64_t n0, int64_t n1, int64_t N, float* out) {
   const int64_t G = K / group_size, row_bytes = K / kInt4PerByte;
-  // Equal chunks (a multiple of 16 columns) rather than full ones and a short tail.
-  const int64_t chunks =
-      (M * K * int64_t{sizeof(float)} + kInt4ChunkActBytes - 1) / kInt4ChunkActBytes;
-  const int64_t chunk = ((K + chunks - 1) / chunks + 15) / 16 * 16;
-  // x repacked chunk by chunk, the rows of a chunk side by side: in x itself they are K
-  // floats apart, at K = 4096 a multiple of 4 KiB, so a chunk's rows share L1 sets (8
-  // rows fill a set's 8 ways) and evict each other. The buffer is this thread's scratch
-  // (at most 16 rows of K floats), kept between calls; whole vectors, so each 32-byte
-  // load stays in one cache line (16 bytes off, every other load was split: +30%).
-  static thread_local std::vector<Floats8> packed_vectors;
-  packed_vectors.resize(static_cast<size_t>(chunks * M * chunk / 8));
-  float* packed = packed_vectors.data()->v;
-  for (int64_t j = 0; j < chunks; ++j)
-    for (int64_t m = 0; m < M; ++m) {
-      const int64_t c0 = j * chunk, width = std::min(chunk, K - c0);
-      if (width > 0)
-        std::memcpy(packed + (j * M + m) * chunk, x + m * K + c0, width * sizeof(float));
-    }
+  const ActivationChunks xs = pack_activation_chunks(x, M, K, kInt4ChunkActBytes, 16);
+  const int64_t chunk = xs.width;
   __m256 acc[kInt4BlockRows * 2 * kInt4BlockedMaxRows];
   for (int64_t nb = n0; nb < n1; nb += kInt4BlockRows) {
     const int64_t rows = std::min<int64_t>(kInt4BlockRows, n1 - nb);
@@ -219,7 +199,7 @@ void int4_rows_blocked(const Int4Decoder& dec, const float* x, int64_t M, int64_
           for (int64_t p = 0; p < chunk / kInt4PerByte; p += 64)
             _mm_prefetch(reinterpret_cast<const char*>(next + p), _MM_HINT_T0);
         over_rows<kInt4ActRows>(M, [&](auto mr, int64_t m0) {
-          int4_segment<decltype(mr)::value>(dec, packed + c0 * M, chunk, qr, scales + n * G,
+          int4_segment<decltype(mr)::value>(dec, xs.at(c0), chunk, qr, scales + n * G,
                                             zeros + n * G, group_size, c0, c1, m0,
                                             acc + (r * M + m0) * 2);
         });
