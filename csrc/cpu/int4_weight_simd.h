@@ -111,22 +111,6 @@ void int4_rows_m1(const Int4Decoder& dec, const float* x, const uint8_t* qr, int
   for (int r = 0; r < NR; ++r) out[r] = hsum(_mm256_add_ps(a0[r], a1[r]));
 }
 
-// The factored M = 1 path's condition. Its partial sums are bounded by 240 * sum |x|
-// (odd lanes hold 16 * (code - zero)), so sum |x| below 2^118 keeps them below float max
-// with room for the sum's own rounding; NaN or Inf in x fails the test.
-constexpr float kInt4FactoredMaxSumAbs = 0x1p118f;
-
-inline float sum_abs(const float* x, int64_t K) {
-  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-  __m256 acc = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8)
-    acc = _mm256_add_ps(acc, _mm256_and_ps(_mm256_loadu_ps(x + k), magnitude));
-  float sum = hsum(acc);
-  for (; k < K; ++k) sum += std::fabs(x[k]);
-  return sum;
-}
-
 // M = 4-16 when the activations outgrow L1: x of 8 rows at K = 4096 is 128 KiB, in
 // L2, and int4_tile's 16 activation loads per 16 codes then cost more than its FMAs.
 // Here the columns are cut into chunks whose x (all M rows) takes 24 of L1's 32 KiB,

@@ -2,7 +2,7 @@
 //
 // Kernels are pure functions on raw pointers: no checks, no threads, and no
 // allocation beyond one per-thread scratch buffer kept between calls (the int4
-// kernel's repacked activations, int4_weight_simd.h). The op files
+// kernel's repacked activations, pack_activation_chunks in kernels_simd.h). The op files
 // (weight_only_linear.cpp, ...) validate inputs, split the output channels across
 // torch's thread pool with at::parallel_for, and call the active table, so
 // torch.set_num_threads governs every kernel. Each ISA has its own translation unit

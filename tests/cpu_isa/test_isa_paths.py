@@ -191,6 +191,25 @@ def test_sparse24_linear(isa, m, vdtype, k, n):
 
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("total_exponent", [117, 127])
+def test_sparse24_int4_linear_m1_large_activations(isa, total_exponent):
+    """The 2:4 int4 kernel's factored M = 1 path (groups of 64 columns or more) under the
+    same sum |x| < 2^118 condition as the dense one: at 2^127, with codes 15 and zero 0
+    kept in columns 0 and 1 of every 4, its per-lane group sums would overflow (8
+    products of 2^119 * 240 each) while the result, scaled by 2^-20, is finite."""
+    k, n, group = 256, 3, 256
+    x = torch.full((1, k), 2.0 ** (total_exponent - 8))
+    values = torch.full((n, k // 4), 0xFF, dtype=torch.uint8)
+    meta = torch.full((n, k // 8), 0x44, dtype=torch.uint8)  # columns 0 and 1 of each 4
+    s = torch.full((n, 1), 2.0**-20)
+    z = torch.zeros(n, 1)
+    got = OPS.sparse24_int4_linear(x, values, meta, s, z, group, None)
+    want = sparse24_int4_linear_ref(x, values, meta, s, z, group)
+    assert want.isfinite().all()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("m", ROWS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k,n,group", [(96, 37, 32), (208, 70, 16), (60, 5, 12), (576, 9, 64)])
