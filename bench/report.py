@@ -21,6 +21,7 @@ import torch
 
 from bench.bandwidth import read_bandwidth_gbs
 from bench.cases import ALL_CASES, Case, Kind
+from bench.compute_peak import fp32_gemm_gflops
 from bench.kernels import build
 from bench.timing import evict_caches, time_interleaved
 
@@ -29,6 +30,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # start each timed call with cold caches.
 DECODE_ROWS = 16
 EVICT_MIN_WEIGHT_BYTES = 4 * 2**20
+# Kernels whose products are float32 FMAs (W8A8 and W4A8 multiply integers instead).
+FLOAT_MULTIPLY_KINDS = (
+    Kind.INT4_WEIGHT_ONLY,
+    Kind.INT8_WEIGHT_ONLY,
+    Kind.SPARSE24,
+    Kind.SPARSE24_INT4,
+)
 
 
 def design_goal(case: Case) -> tuple[float, float | None]:
@@ -52,7 +60,7 @@ def design_goal(case: Case) -> tuple[float, float | None]:
     return (1.0, None)
 
 
-def run_case(case: Case, threads: int, bandwidth: float) -> dict:
+def run_case(case: Case, threads: int, bandwidth: float, gemm_gflops: float) -> dict:
     torch.manual_seed(0)
     torch.set_num_threads(threads)
     c = build(case)
@@ -101,6 +109,8 @@ def run_case(case: Case, threads: int, bandwidth: float) -> dict:
         row["gbs_of_min"] = c.weight_bytes / timings[ours_name]["min_s"] / 1e9
     if c.flops:
         row["gflops"] = c.flops / ours / 1e9
+        if case.kind in FLOAT_MULTIPLY_KINDS:
+            row["gemm_fraction"] = row["gflops"] / gemm_gflops
     want_speedup, want_bw = design_goal(case)
     row["goal"] = {"speedup": want_speedup, "bandwidth_fraction": want_bw}
     ok = "speedup" not in row or row["speedup"] >= want_speedup
@@ -121,16 +131,21 @@ def markdown(results: dict) -> str:
         f"most {DECODE_ROWS} rows with weights of at least {EVICT_MIN_WEIGHT_BYTES >> 20} MiB "
         "read a buffer larger than the L3 before every timed call, so weights come from DRAM.",
         "",
-        "| threads | read GB/s (median) | read GB/s (best) |",
-        "|---|---|---|",
+        "Rooflines: read bandwidth (a float32 sum over 256 MiB) for decode, and float32 GEMM "
+        "GFLOP/s (best `torch.mm` of 512 x 512, in cache) for any kernel that multiplies in "
+        "float32: at M >= 8 every weight-only kernel does.",
+        "",
+        "| threads | read GB/s (median) | read GB/s (best) | fp32 GEMM GFLOP/s (best) |",
+        "|---|---|---|---|",
         *(
-            f"| {t} | {bw['median_gbs']:.1f} | {bw['best_gbs']:.1f} |"
+            f"| {t} | {bw['median_gbs']:.1f} | {bw['best_gbs']:.1f} | "
+            f"{results.get('fp32_gemm', {}).get(t, {}).get('best_gflops', float('nan')):.0f} |"
             for t, bw in results["bandwidth"].items()
         ),
         "",
         "| case | threads | ours | baseline | ours ms | baseline ms | speed-up (median) | "
-        "speed-up (min) | goal | GB/s | % of read BW | meets |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "speed-up (min) | goal | GB/s | % of read BW | % of fp32 GEMM | meets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["rows"]:
         o, b = r["goal_pair"]
@@ -143,9 +158,10 @@ def markdown(results: dict) -> str:
             goal += f", >={r['goal']['bandwidth_fraction']:.0%} BW"
         gbs = f"{r['gbs']:.1f}" if "gbs" in r else "-"
         frac = f"{r['bandwidth_fraction']:.0%}" if "bandwidth_fraction" in r else "-"
+        gemm = f"{r['gemm_fraction']:.0%}" if "gemm_fraction" in r else "-"
         lines.append(
             f"| {r['case']} | {r['threads']} | {o} | {b or '-'} | {om:.3g} | {bm} | {sp} | {spm} "
-            f"| {goal} | {gbs} | {frac} | {'yes' if r['meets_goal'] else 'no'} |"
+            f"| {goal} | {gbs} | {frac} | {gemm} | {'yes' if r['meets_goal'] else 'no'} |"
         )
     lines += ["", "All ratios (baseline median / ours median):", ""]
     for r in results["rows"]:
@@ -201,13 +217,15 @@ def main(argv: list[str] | None = None) -> dict:
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
         "bandwidth": {str(t): read_bandwidth_gbs(t) for t in args.threads},
+        "fp32_gemm": {str(t): fp32_gemm_gflops(t) for t in args.threads},
         "note": "shared machine: other jobs run on the same cores; medians and min-of-rounds",
         "rows": [],
     }
     for threads in args.threads:
         bw = results["bandwidth"][str(threads)]["median_gbs"]
+        gemm = results["fp32_gemm"][str(threads)]["best_gflops"]
         for case in cases:
-            row = run_case(case, threads, bw)
+            row = run_case(case, threads, bw, gemm)
             results["rows"].append(row)
             print(
                 f"{case.name} [{threads} thr]: {row.get('speedup', float('nan')):.2f}x "

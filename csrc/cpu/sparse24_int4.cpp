@@ -27,8 +27,11 @@ at::Tensor sparse24_int4_linear_cpu(const at::Tensor& x, const at::Tensor& value
   const float* zp = grid.zeros_ptr();
   const cpu::Kernels& kern = cpu::active_kernels();
   const at::Tensor x2 = activations_fp32(x);
+  // Tasks are sized as for a dense row (K, not the K / 2 kept products): each kept
+  // product costs about twice a dense one (the x permutes), and with K / 2 a 576 x 1536
+  // layer stayed on one thread where the dense int4 layer used two.
   at::Tensor out = streaming_or_panel_matmul(
-      x2, N, K, K / 2,
+      x2, N, K, K,
       [&](const float* xp, int64_t M, int64_t n0, int64_t n1, float* o) {
         kern.sparse24_int4_rows(xp, M, K, vp, mp, sp, zp, group_size, n0, n1, N, o);
       },
