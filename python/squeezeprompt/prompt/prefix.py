@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from squeezeprompt.evaluate.prefix import PrefixState, model_device, output_cache
 from squeezeprompt.prompt.prompt_files import read_prompt_files, write_prompt_files
+from squeezeprompt.prompt.soft import repeat_token_ids
 
 FORMAT_VERSION = 1
 
@@ -83,13 +84,7 @@ class PrefixPrompt(nn.Module):
             >>> PrefixPrompt.from_token_ids(model, [5, 6], 8).num_tokens  # doctest: +SKIP
             8
         """
-        if num_tokens < 1:
-            raise ValueError(
-                f"PrefixPrompt.from_token_ids: num_tokens must be >= 1, got {num_tokens}"
-            )
-        if not token_ids:
-            raise ValueError("PrefixPrompt.from_token_ids: expected at least one token id")
-        ids = [token_ids[i % len(token_ids)] for i in range(num_tokens)]
+        ids = repeat_token_ids("PrefixPrompt.from_token_ids", token_ids, num_tokens)
         out = model(input_ids=torch.tensor([ids], device=model_device(model)), use_cache=True)
         layers = output_cache(out).layers
         keys = torch.stack([layer.keys[0] for layer in layers]).cpu()

@@ -27,6 +27,21 @@ from squeezeprompt.prompt.prompt_files import read_prompt_files, write_prompt_fi
 FORMAT_VERSION = 1
 
 
+def repeat_token_ids(caller: str, token_ids: Sequence[int], num_tokens: int) -> list[int]:
+    """``token_ids`` repeated cyclically to ``num_tokens`` ids: the initial text of a
+    soft or deep prompt longer than the text it starts from.
+
+    Example:
+        >>> repeat_token_ids("demo", [7, 8], 5)
+        [7, 8, 7, 8, 7]
+    """
+    if num_tokens < 1:
+        raise ValueError(f"{caller}: num_tokens must be >= 1, got {num_tokens}")
+    if not token_ids:
+        raise ValueError(f"{caller}: expected at least one token id, got none")
+    return [token_ids[i % len(token_ids)] for i in range(num_tokens)]
+
+
 class SoftPrompt(nn.Module):
     """Holds ``embeddings[k, hidden]`` and splices them into input embeddings.
 
@@ -70,13 +85,7 @@ class SoftPrompt(nn.Module):
             >>> torch.equal(s.embeddings[1], emb.weight[7])
             True
         """
-        if num_tokens < 1:
-            raise ValueError(
-                f"SoftPrompt.from_token_ids: num_tokens must be >= 1, got {num_tokens}"
-            )
-        if not token_ids:
-            raise ValueError("SoftPrompt.from_token_ids: expected at least one token id, got none")
-        ids = [token_ids[i % len(token_ids)] for i in range(num_tokens)]
+        ids = repeat_token_ids("SoftPrompt.from_token_ids", token_ids, num_tokens)
         weight = embedding.weight.detach()
         init = weight[torch.tensor(ids, device=weight.device)]
         return cls(init.cpu(), meta={"init_token_ids": ids})
