@@ -139,7 +139,7 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|",
         *(
             f"| {t} | {bw['median_gbs']:.1f} | {bw['best_gbs']:.1f} | "
-            f"{results.get('fp32_gemm', {}).get(t, {}).get('best_gflops', float('nan')):.0f} |"
+            f"{results['fp32_gemm'][t]['best_gflops']:.0f} |"
             for t, bw in results["bandwidth"].items()
         ),
         "",

@@ -129,7 +129,9 @@ constexpr int64_t kInt4BlockedMinRows = 4, kInt4BlockedMaxRows = 16;
 
 // Columns [c0, c1) of one weight row against activation rows m0..m0 + MR, adding into
 // acc[2 * m] and acc[2 * m + 1] (the two chains of row m0 + m). xc is the chunk's
-// activations, row m at xc + m * chunk.
+// activations, row m at xc + m * chunk. Its loop is int4_tile's with chunk bounds; it
+// is kept apart because int4_tile written as one segment over [0, K) measured 576 x
+// 1536 g32 at M = 8 0.21 -> 0.35 ms (the per-group bounds at 2 steps per group).
 template <int MR>
 void int4_segment(const Int4Decoder& dec, const float* xc, int64_t chunk, const uint8_t* qr,
                   const float* sr, const float* zr, int64_t group_size, int64_t c0, int64_t c1,
