@@ -53,34 +53,26 @@ void int4_tile(const Int4Decoder& dec, const float* x, int64_t K, const uint8_t*
   for (int m = 0; m < MR; ++m) out[(m0 + m) * N + n] = hsum(_mm256_add_ps(a0[m], a1[m]));
 }
 
-// M = 1, group_size a multiple of 16: kInt4RowsM1 weight rows per pass share each
-// activation load, with the same arithmetic per weight as int4_tile ((raw - zero) *
-// scale, then an FMA). Reading rows side by side needs the software prefetch along
-// the tile's linear stream, as in int8_weight_simd.h (without it, 4096 x 4096 went from
-// 1.6 to 1.9-2.1 ms). Measured on one Zen 3 core, median of 60 calls, against one row
-// per pass: 4096 x 4096 g128 1.62 -> 1.59 ms, 576 x 576 g32 45 -> 42 us, 49152 x 576
-// g32 3.64 -> 3.46 ms (2 rows were within noise of 3).
+// M = 1, group_size a multiple of 16, when int4_rows_m1_paired (below) may not be used:
+// kInt4RowsM1 weight rows per pass share each activation load, with the same arithmetic
+// per weight as int4_tile ((raw - zero) * scale, then an FMA). Reading rows side by side
+// needs the software prefetch along the tile's linear stream, as in int8_weight_simd.h
+// (without it, 4096 x 4096 went from 1.6 to 1.9-2.1 ms). Measured on one Zen 3 core,
+// median of 60 calls, against one row per pass: 4096 x 4096 g128 1.62 -> 1.59 ms, 576 x
+// 576 g32 45 -> 42 us, 49152 x 576 g32 3.64 -> 3.46 ms (2 rows were within noise of 3).
 constexpr int kInt4RowsM1 = 3;
 constexpr int64_t kInt4PrefetchBytes = 8192;
 
-// kFactored: the scale leaves the inner loop. Each group sums x * (raw - zero) and
-// multiplies by its scale once, a mul less per 8 codes (one Zen 3 core, median of 60
-// calls: 4096 x 4096 g128 1.59 -> 1.25 ms, 576 x 576 g32 42 -> 32 us, 49152 x 576 g32
-// 3.46 -> 2.79 ms).
-// Those partial sums are up to 1 / scale times larger than the reference's, so
-// int4_weight_rows takes this path only when no partial sum can overflow (sum |x| small
-// enough, below); the rounding error stays within the same K-term bound.
-template <int NR, bool kFactored>
+template <int NR>
 void int4_rows_m1(const Int4Decoder& dec, const float* x, const uint8_t* qr, int64_t row_bytes,
                   const float* sr, const float* zr, int64_t G, int64_t group_size, float* out) {
   __m256 a0[NR], a1[NR];
   for (int r = 0; r < NR; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
-    __m256 s[NR], zl[NR], b0[NR], b1[NR];
+    __m256 s[NR], zl[NR];
     for (int r = 0; r < NR; ++r) {
       s[r] = _mm256_mul_ps(_mm256_set1_ps(sr[r * G + g]), dec.lane_scale);
       zl[r] = _mm256_mul_ps(_mm256_set1_ps(zr[r * G + g]), dec.lane_zero);
-      b0[r] = b1[r] = _mm256_setzero_ps();
     }
     for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 16) {
       // The pass has consumed NR * k / 2 bytes of its contiguous rows: one prefetch per
@@ -90,25 +82,95 @@ void int4_rows_m1(const Int4Decoder& dec, const float* x, const uint8_t* qr, int
                      _MM_HINT_T0);
       const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
       for (int r = 0; r < NR; ++r) {
-        if constexpr (kFactored) {
-          const __m256i bytes = Int4Decoder::broadcast8(qr + r * row_bytes + k / 2);
-          b0[r] = _mm256_fmadd_ps(x0, _mm256_sub_ps(dec.from(bytes, dec.shuffle_lo), zl[r]), b0[r]);
-          b1[r] = _mm256_fmadd_ps(x1, _mm256_sub_ps(dec.from(bytes, dec.shuffle_hi), zl[r]), b1[r]);
-        } else {
-          __m256 w0, w1;
-          dec.weights16(qr + r * row_bytes + k / 2, zl[r], s[r], w0, w1);
-          a0[r] = _mm256_fmadd_ps(x0, w0, a0[r]);
-          a1[r] = _mm256_fmadd_ps(x1, w1, a1[r]);
-        }
+        __m256 w0, w1;
+        dec.weights16(qr + r * row_bytes + k / 2, zl[r], s[r], w0, w1);
+        a0[r] = _mm256_fmadd_ps(x0, w0, a0[r]);
+        a1[r] = _mm256_fmadd_ps(x1, w1, a1[r]);
       }
     }
-    if constexpr (kFactored)
-      for (int r = 0; r < NR; ++r) {
-        a0[r] = _mm256_fmadd_ps(b0[r], s[r], a0[r]);
-        a1[r] = _mm256_fmadd_ps(b1[r], s[r], a1[r]);
-      }
   }
   for (int r = 0; r < NR; ++r) out[r] = hsum(_mm256_add_ps(a0[r], a1[r]));
+}
+
+// The M = 1 fast path. vpmovzxbd widens 8 code bytes to 8 lanes, lane j holding the
+// codes of columns 2j (low nibble, lo) and 2j + 1 (high nibble, hi) as lo + 16 hi, so
+// the activations are laid out to match, once per call: per 16 columns, the 8 values
+// x[2j] - x[2j + 1] / 16, then the 8 values x[2j + 1] / 16. A lane then adds
+//   (x[2j] - x[2j + 1] / 16) * lo + (x[2j + 1] / 16) * (lo + 16 hi) = x[2j] lo + x[2j + 1] hi,
+// a mask and two conversions per 16 codes where Int4Decoder needs two shuffles, two
+// masks, two conversions and two subtractions of the zero. The zero and the scale
+// leave the loop: each group sums x * code per lane, subtracts zero * (the group's
+// per-lane sum of x, x[2j] + x[2j + 1]) and is scaled once. One Zen 3 core, median of 60
+// calls, against int4_rows_m1 with the scale factored out (the previous path): 4096 x
+// 4096 g128 1.24 -> 0.73 ms (0.78 ms with the weight read from DRAM), 576 x 576 g32 32 ->
+// 20 us, 49152 x 576 g32 2.80 -> 1.75 ms. Four rows per pass (three: 0.79 ms). The loop
+// runs 2.3 cycles per 16 codes and row with the weight in L2 (1.9 in L1), against 1.7
+// for 70% of one core's read bandwidth; converting with the 2^23 trick (or, then
+// subtract) instead of cvtdq2ps measured 2.6-2.9 cycles.
+constexpr int kInt4PairedRows = 4;
+
+struct PairedActivations {
+  const float* x;             // K floats, laid out as above
+  const Floats8* group_sums;  // per group, lane j: the sum of x[2j] + x[2j + 1] over it
+};
+
+// x [K] in the paired layout, in this thread's scratch (kept between calls).
+inline PairedActivations pair_activations(const float* x, int64_t K, int64_t group_size) {
+  static thread_local std::vector<Floats8> buffer;
+  const int64_t G = K / group_size;
+  buffer.resize(static_cast<size_t>(K / 8 + G));
+  float* paired = buffer.data()->v;
+  Floats8* sums = buffer.data() + K / 8;
+  const __m256i evens_then_odds = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  const __m256 sixteenth = _mm256_set1_ps(1.f / 16);
+  for (int64_t g = 0; g < G; ++g) {
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 16) {
+      const __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(x + k), evens_then_odds);
+      const __m256 b = _mm256_permutevar8x32_ps(_mm256_loadu_ps(x + k + 8), evens_then_odds);
+      const __m256 even = _mm256_permute2f128_ps(a, b, 0x20);
+      const __m256 odd = _mm256_permute2f128_ps(a, b, 0x31);
+      const __m256 odd16 = _mm256_mul_ps(odd, sixteenth);
+      _mm256_store_ps(paired + k, _mm256_sub_ps(even, odd16));
+      _mm256_store_ps(paired + k + 8, odd16);
+      sum = _mm256_add_ps(sum, _mm256_add_ps(even, odd));
+    }
+    _mm256_store_ps(sums[g].v, sum);
+  }
+  return {paired, sums};
+}
+
+template <int NR>
+void int4_rows_m1_paired(const PairedActivations& xa, const uint8_t* qr, int64_t row_bytes,
+                         const float* sr, const float* zr, int64_t G, int64_t group_size,
+                         float* out) {
+  const __m256i low_nibble = _mm256_set1_epi32(0x0F);
+  __m256 acc[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < G; ++g) {
+    __m256 lo_sum[NR], byte_sum[NR];
+    for (int r = 0; r < NR; ++r) lo_sum[r] = byte_sum[r] = _mm256_setzero_ps();
+    for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 16) {
+      if (((NR * k / 2) & 63) < NR * 8)  // as in int4_rows_m1
+        _mm_prefetch(reinterpret_cast<const char*>(qr + NR * k / 2 + kInt4PrefetchBytes),
+                     _MM_HINT_T0);
+      const __m256 x_lo = _mm256_load_ps(xa.x + k), x_byte = _mm256_load_ps(xa.x + k + 8);
+      for (int r = 0; r < NR; ++r) {
+        const __m256i bytes = _mm256_cvtepu8_epi32(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(qr + r * row_bytes + k / 2)));
+        const __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(bytes, low_nibble));
+        lo_sum[r] = _mm256_fmadd_ps(x_lo, lo, lo_sum[r]);
+        byte_sum[r] = _mm256_fmadd_ps(x_byte, _mm256_cvtepi32_ps(bytes), byte_sum[r]);
+      }
+    }
+    const __m256 x_sum = _mm256_load_ps(xa.group_sums[g].v);
+    for (int r = 0; r < NR; ++r) {
+      const __m256 centred = _mm256_fnmadd_ps(_mm256_set1_ps(zr[r * G + g]), x_sum,
+                                              _mm256_add_ps(lo_sum[r], byte_sum[r]));
+      acc[r] = _mm256_fmadd_ps(centred, _mm256_set1_ps(sr[r * G + g]), acc[r]);
+    }
+  }
+  for (int r = 0; r < NR; ++r) out[r] = hsum(acc[r]);
 }
 
 // M = 4-16 when the activations outgrow L1: x of 8 rows at K = 4096 is 128 KiB, in
@@ -213,16 +275,20 @@ void int4_weight_rows(const float* x, int64_t M, int64_t K, const uint8_t* q, co
   }
   int64_t n = n0;
   if (M == 1 && group_size % 16 == 0) {
-    auto rows_m1 = [&](auto factored) {
+    const float magnitude = sum_abs(x, K);
+    if (magnitude >= kInt4PairedMinSumAbs && magnitude < kInt4FactoredMaxSumAbs) {
+      const PairedActivations xa = pair_activations(x, K, group_size);
+      for (; n + kInt4PairedRows <= n1; n += kInt4PairedRows)
+        int4_rows_m1_paired<kInt4PairedRows>(xa, q + n * row_bytes, row_bytes, scales + n * G,
+                                             zeros + n * G, G, group_size, out + n);
+      for (; n < n1; ++n)
+        int4_rows_m1_paired<1>(xa, q + n * row_bytes, row_bytes, scales + n * G, zeros + n * G, G,
+                               group_size, out + n);
+    } else {
       for (; n + kInt4RowsM1 <= n1; n += kInt4RowsM1)
-        int4_rows_m1<kInt4RowsM1, decltype(factored)::value>(dec, x, q + n * row_bytes, row_bytes,
-                                                             scales + n * G, zeros + n * G, G,
-                                                             group_size, out + n);
-    };
-    if (sum_abs(x, K) < kInt4FactoredMaxSumAbs)
-      rows_m1(std::true_type{});
-    else
-      rows_m1(std::false_type{});
+        int4_rows_m1<kInt4RowsM1>(dec, x, q + n * row_bytes, row_bytes, scales + n * G,
+                                  zeros + n * G, G, group_size, out + n);
+    }
   }
   for (; n < n1; ++n)
     over_rows<kInt4ActRows>(M, [&](auto mr, int64_t m0) {

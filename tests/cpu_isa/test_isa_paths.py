@@ -112,21 +112,46 @@ def test_int4_weight_linear(isa, m, dtype, k, n, group):
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("total_exponent", [117, 127])
 def test_int4_weight_linear_m1_large_activations(isa, total_exponent):
-    """At M = 1 the SIMD kernel sums x * (code - zero) per group and scales after, when
-    sum |x| is below 2^118. One group of 256 columns, codes 15 and zero 0 (the largest
-    partial sums): at sum |x| = 2^117 that path must still be exact, and at 2^127 its
-    partial sums would pass float max (each of 16 lanes adds 16 products of 2^119 * 240)
-    while the result, scaled by 2^-20, is finite: the kernel has to take the per-weight
-    path."""
+    """At M = 1 the SIMD kernel sums x * code per group, then subtracts zero * sum x and
+    scales, when sum |x| is below 2^118. One group of 256 columns, codes 15 and zero -15
+    (the largest partial sums): at sum |x| = 2^117 that path must still be exact, and at
+    2^127 its group sums would pass float max (per lane about 2^127.9 for x * code, and
+    as much again for zero * sum x) while the result, scaled by 2^-20, is finite: the
+    kernel has to take the per-weight path."""
     k, n, group = 256, 3, 256
     x = torch.full((1, k), 2.0 ** (total_exponent - 8))  # k = 2^8 columns
     q = torch.full((n, k // 2), 0xFF, dtype=torch.uint8)
     s = torch.full((n, 1), 2.0**-20)
-    z = torch.zeros(n, 1)
+    z = torch.full((n, 1), -15.0)
     got = OPS.int4_weight_linear(x, q, s, z, group, None)
     want = int4_weight_linear_ref(x, q, s, z, group)
     assert want.isfinite().all()
     torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("normal_columns", [0, 128])
+def test_int4_weight_linear_m1_tiny_activations(isa, normal_columns):
+    """The fast M = 1 path divides odd columns' activations by 16, which rounds values
+    near the bottom of float32's range (x / 16 below 2^-126 keeps fewer bits). With
+    every activation around 2^-136 (sum |x| under 2^-96) the kernel must take the
+    per-weight path: the reference's products x * w are normal floats (w about 2^20),
+    so anything else would miss by far more than rtol. With half the columns of normal
+    size the fast path runs, and the tiny half's loss stays inside the usual bound."""
+    k, n, group = 256, 6, 128
+    x = torch.randn(1, k) * 2.0**-136
+    x[:, :normal_columns] = torch.randn(1, normal_columns)
+    q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8)
+    s = torch.full((n, k // group), 2.0**20)
+    z = torch.rand(n, k // group) * 15
+    got = OPS.int4_weight_linear(x, q, s, z, group, None)
+    want = int4_weight_linear_ref(x, q, s, z, group)
+    if normal_columns == 0:
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
+    else:
+        from squeezeprompt.formats import dequantize_int4
+
+        _check_close(got, want, _bound(x, dequantize_int4(q, s, z, group), x.dtype))
 
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
