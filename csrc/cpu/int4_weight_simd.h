@@ -1,8 +1,12 @@
 // Int4 group-wise weight-only SIMD kernels (decode, M <= 16): float32 activations
-// times int4 codes decoded by kernels_simd.h's Int4Decoder. Included by kernels_simd.h
-// only (in its namespaces, after its helpers), so the AVX2 and AVX-512 translation
-// units each get a copy. Three paths: int4_rows_m1 (one activation row), int4_tile
-// (activations that fit L1) and int4_rows_blocked (K-blocked, when they do not).
+// times int4 codes. Included by kernels_simd.h only (in its namespaces, after its
+// helpers), so the AVX2 and AVX-512 translation units each get a copy. The paired paths
+// (codes widened byte by byte against activations laid out to match, zero and scale
+// out of the loop) take most calls: int4_rows_m1_paired at M = 1, int4_rows_paired's
+// 3 x 4 tiles at M = 2-16 where int4_paired_rows_win says so. The others decode with
+// kernels_simd.h's Int4Decoder: int4_rows_m1 and int4_tile (activations too large or
+// too small to pair, small groups from M = 5, group sizes not a multiple of 16) and
+// int4_rows_blocked (K-blocked, when the activations outgrow L1).
 #pragma once
 
 namespace squeezeprompt {
@@ -110,33 +114,45 @@ void int4_rows_m1(const Int4Decoder& dec, const float* x, const uint8_t* qr, int
 constexpr int kInt4PairedRows = 4;
 
 struct PairedActivations {
-  const float* x;             // K floats, laid out as above
-  const Floats8* group_sums;  // per group, lane j: the sum of x[2j] + x[2j + 1] over it
+  const float* x;             // row m at x + m * K, laid out as above
+  const Floats8* group_sums;  // row m, group g at [m * G + g]; lane j: x[2j] + x[2j + 1]
 };
 
-// x [K] in the paired layout, in this thread's scratch (kept between calls).
-inline PairedActivations pair_activations(const float* x, int64_t K, int64_t group_size) {
+// Whether every activation row allows the paired paths: sum |x| within
+// [kInt4PairedMinSumAbs, kInt4FactoredMaxSumAbs) (see kernels_simd.h).
+inline bool pairable(const float* x, int64_t M, int64_t K) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float magnitude = sum_abs(x + m * K, K);
+    if (!(magnitude >= kInt4PairedMinSumAbs && magnitude < kInt4FactoredMaxSumAbs)) return false;
+  }
+  return true;
+}
+
+// x [M, K] in the paired layout, in this thread's scratch (kept between calls).
+inline PairedActivations pair_activations(const float* x, int64_t M, int64_t K,
+                                          int64_t group_size) {
   static thread_local std::vector<Floats8> buffer;
   const int64_t G = K / group_size;
-  buffer.resize(static_cast<size_t>(K / 8 + G));
+  buffer.resize(static_cast<size_t>(M * (K / 8 + G)));
   float* paired = buffer.data()->v;
-  Floats8* sums = buffer.data() + K / 8;
+  Floats8* sums = buffer.data() + M * K / 8;
   const __m256i evens_then_odds = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
   const __m256 sixteenth = _mm256_set1_ps(1.f / 16);
-  for (int64_t g = 0; g < G; ++g) {
-    __m256 sum = _mm256_setzero_ps();
-    for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 16) {
-      const __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(x + k), evens_then_odds);
-      const __m256 b = _mm256_permutevar8x32_ps(_mm256_loadu_ps(x + k + 8), evens_then_odds);
-      const __m256 even = _mm256_permute2f128_ps(a, b, 0x20);
-      const __m256 odd = _mm256_permute2f128_ps(a, b, 0x31);
-      const __m256 odd16 = _mm256_mul_ps(odd, sixteenth);
-      _mm256_store_ps(paired + k, _mm256_sub_ps(even, odd16));
-      _mm256_store_ps(paired + k + 8, odd16);
-      sum = _mm256_add_ps(sum, _mm256_add_ps(even, odd));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t g = 0; g < G; ++g) {
+      __m256 sum = _mm256_setzero_ps();
+      for (int64_t k = m * K + g * group_size; k < m * K + (g + 1) * group_size; k += 16) {
+        const __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(x + k), evens_then_odds);
+        const __m256 b = _mm256_permutevar8x32_ps(_mm256_loadu_ps(x + k + 8), evens_then_odds);
+        const __m256 even = _mm256_permute2f128_ps(a, b, 0x20);
+        const __m256 odd = _mm256_permute2f128_ps(a, b, 0x31);
+        const __m256 odd16 = _mm256_mul_ps(odd, sixteenth);
+        _mm256_store_ps(paired + k, _mm256_sub_ps(even, odd16));
+        _mm256_store_ps(paired + k + 8, odd16);
+        sum = _mm256_add_ps(sum, _mm256_add_ps(even, odd));
+      }
+      _mm256_store_ps(sums[m * G + g].v, sum);
     }
-    _mm256_store_ps(sums[g].v, sum);
-  }
   return {paired, sums};
 }
 
@@ -171,6 +187,89 @@ void int4_rows_m1_paired(const PairedActivations& xa, const uint8_t* qr, int64_t
     }
   }
   for (int r = 0; r < NR; ++r) out[r] = hsum(acc[r]);
+}
+
+// M = 2-16, the paired layout in register tiles of kInt4PairedTileRows weight rows x up to
+// kActRowsPerTile activation rows, as int8_tile: 12 accumulators, each weight row's codes
+// decoded once per 16 columns (vpmovzxbd, a mask, two conversions) for 8 FMAs, the
+// activations read from the paired copy as memory operands. Each group's sums go to
+// totals kept in L1 (no register is left for them), zero and scale applied there; the
+// weight rows stay in L1 across the activation-row blocks, prefetched by the first.
+// One Zen 3 core, median of 10-20 calls, against the paths below (int4_rows_blocked at
+// K = 4096, int4_tile otherwise), 4096 x 4096 g128: M = 2 1.76 -> 1.22 ms, M = 4 2.86 ->
+// 1.88, M = 6 3.88 -> 3.03, M = 8 4.39 -> 3.81 (59% -> 68% of the FMA peak), M = 16 9.0
+// -> 8.0; g32 at M = 2 1.96 -> 1.56 ms; 576 x 1536 g32 at M = 3 121 -> 109 us. The
+// group's flush costs 24 FMAs per 12 accumulators, so from M = 5 on small groups lose
+// to int4_tile's decode shared by 8 rows (576 x 1536 g32 at M = 5: 156 -> 186 us; g64 at
+// M = 16: 430 -> 452 us): int4_paired_rows_win says where this path is taken. The tile
+// is not inlined: inside int4_weight_rows GCC kept activations in registers across the
+// weight rows and spilled an accumulator (M = 8: 3.95 ms against 3.62 on its own).
+constexpr int kInt4PairedTileRows = 3;
+
+inline bool int4_paired_rows_win(int64_t M, int64_t group_size) {
+  return M == 1 || (M <= 4 && group_size >= 32) || (M <= 16 && group_size >= 128);
+}
+
+template <int NR, int MR>
+__attribute__((noinline)) void int4_paired_tile(const PairedActivations& xa, int64_t K,
+                                                const uint8_t* qr, int64_t row_bytes,
+                                                const float* sr, const float* zr, int64_t G,
+                                                int64_t group_size, int64_t n, int64_t N,
+                                                int64_t m0, bool prefetch, float* out) {
+  const __m256i low_nibble = _mm256_set1_epi32(0x0F);
+  Floats8 total[NR][MR];
+  for (int r = 0; r < NR; ++r)
+    for (int m = 0; m < MR; ++m) _mm256_store_ps(total[r][m].v, _mm256_setzero_ps());
+  const float* x = xa.x + m0 * K;
+  for (int64_t g = 0; g < G; ++g) {
+    __m256 acc[NR][MR];
+    for (int r = 0; r < NR; ++r)
+      for (int m = 0; m < MR; ++m) acc[r][m] = _mm256_setzero_ps();
+    for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 16) {
+      if (prefetch && ((NR * k / 2) & 63) < NR * 8)  // as in int4_rows_m1
+        _mm_prefetch(reinterpret_cast<const char*>(qr + NR * k / 2 + kInt4PrefetchBytes),
+                     _MM_HINT_T0);
+      for (int r = 0; r < NR; ++r) {
+        const __m256i bytes = _mm256_cvtepu8_epi32(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(qr + r * row_bytes + k / 2)));
+        const __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(bytes, low_nibble));
+        const __m256 byte = _mm256_cvtepi32_ps(bytes);
+        for (int m = 0; m < MR; ++m) {
+          acc[r][m] = _mm256_fmadd_ps(_mm256_load_ps(x + m * K + k), lo, acc[r][m]);
+          acc[r][m] = _mm256_fmadd_ps(_mm256_load_ps(x + m * K + k + 8), byte, acc[r][m]);
+        }
+      }
+    }
+    for (int r = 0; r < NR; ++r) {
+      const __m256 zero = _mm256_set1_ps(zr[r * G + g]), scale = _mm256_set1_ps(sr[r * G + g]);
+      for (int m = 0; m < MR; ++m) {
+        const __m256 x_sum = _mm256_load_ps(xa.group_sums[(m0 + m) * G + g].v);
+        const __m256 centred = _mm256_fnmadd_ps(zero, x_sum, acc[r][m]);
+        _mm256_store_ps(total[r][m].v,
+                        _mm256_fmadd_ps(centred, scale, _mm256_load_ps(total[r][m].v)));
+      }
+    }
+  }
+  for (int r = 0; r < NR; ++r)
+    for (int m = 0; m < MR; ++m) out[(m0 + m) * N + n + r] = hsum(_mm256_load_ps(total[r][m].v));
+}
+
+void int4_rows_paired(const PairedActivations& xa, int64_t M, int64_t K, const uint8_t* q,
+                      const float* scales, const float* zeros, int64_t group_size, int64_t n0,
+                      int64_t n1, int64_t N, float* out) {
+  const int64_t G = K / group_size, row_bytes = K / kInt4PerByte;
+  auto all_rows = [&](auto nr, int64_t n) {
+    constexpr int R = decltype(nr)::value;
+    over_rows(M, [&](auto mr, int64_t m0) {
+      int4_paired_tile<R, decltype(mr)::value>(xa, K, q + n * row_bytes, row_bytes, scales + n * G,
+                                               zeros + n * G, G, group_size, n, N, m0, m0 == 0,
+                                               out);
+    });
+  };
+  int64_t n = n0;
+  for (; n + kInt4PairedTileRows <= n1; n += kInt4PairedTileRows)
+    all_rows(std::integral_constant<int, kInt4PairedTileRows>{}, n);
+  for (; n < n1; ++n) all_rows(std::integral_constant<int, 1>{}, n);
 }
 
 // M = 4-16 when the activations outgrow L1: x of 8 rows at K = 4096 is 128 KiB, in
@@ -268,28 +367,31 @@ void int4_weight_rows(const float* x, int64_t M, int64_t K, const uint8_t* q, co
   }
   const Int4Decoder dec;
   const int64_t G = K / group_size, row_bytes = K / kInt4PerByte;
+  if (group_size % 16 == 0 && int4_paired_rows_win(M, group_size) && pairable(x, M, K)) {
+    const PairedActivations xa = pair_activations(x, M, K, group_size);
+    if (M > 1) {
+      int4_rows_paired(xa, M, K, q, scales, zeros, group_size, n0, n1, N, out);
+      return;
+    }
+    int64_t n = n0;
+    for (; n + kInt4PairedRows <= n1; n += kInt4PairedRows)
+      int4_rows_m1_paired<kInt4PairedRows>(xa, q + n * row_bytes, row_bytes, scales + n * G,
+                                           zeros + n * G, G, group_size, out + n);
+    for (; n < n1; ++n)
+      int4_rows_m1_paired<1>(xa, q + n * row_bytes, row_bytes, scales + n * G, zeros + n * G, G,
+                             group_size, out + n);
+    return;
+  }
   if (M >= kInt4BlockedMinRows && M <= kInt4BlockedMaxRows && group_size % 16 == 0 &&
       M * K * int64_t{sizeof(float)} > kInt4BlockedMinActBytes) {
     int4_rows_blocked(dec, x, M, K, q, scales, zeros, group_size, n0, n1, N, out);
     return;
   }
   int64_t n = n0;
-  if (M == 1 && group_size % 16 == 0) {
-    const float magnitude = sum_abs(x, K);
-    if (magnitude >= kInt4PairedMinSumAbs && magnitude < kInt4FactoredMaxSumAbs) {
-      const PairedActivations xa = pair_activations(x, K, group_size);
-      for (; n + kInt4PairedRows <= n1; n += kInt4PairedRows)
-        int4_rows_m1_paired<kInt4PairedRows>(xa, q + n * row_bytes, row_bytes, scales + n * G,
-                                             zeros + n * G, G, group_size, out + n);
-      for (; n < n1; ++n)
-        int4_rows_m1_paired<1>(xa, q + n * row_bytes, row_bytes, scales + n * G, zeros + n * G, G,
-                               group_size, out + n);
-    } else {
-      for (; n + kInt4RowsM1 <= n1; n += kInt4RowsM1)
-        int4_rows_m1<kInt4RowsM1>(dec, x, q + n * row_bytes, row_bytes, scales + n * G,
-                                  zeros + n * G, G, group_size, out + n);
-    }
-  }
+  if (M == 1 && group_size % 16 == 0)  // activations too large or too small to pair
+    for (; n + kInt4RowsM1 <= n1; n += kInt4RowsM1)
+      int4_rows_m1<kInt4RowsM1>(dec, x, q + n * row_bytes, row_bytes, scales + n * G, zeros + n * G,
+                                G, group_size, out + n);
   for (; n < n1; ++n)
     over_rows<kInt4ActRows>(M, [&](auto mr, int64_t m0) {
       int4_tile<decltype(mr)::value>(dec, x, K, q + n * row_bytes, scales + n * G, zeros + n * G,

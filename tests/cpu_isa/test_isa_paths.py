@@ -89,7 +89,8 @@ def test_int8_weight_linear(isa, m, dtype, k, n):
 
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
-@pytest.mark.parametrize("m", ROWS)
+# 2, 6 and 16 rows as well: the paired int4 path's 3 x 4 tiles with 2-row and 4-row tails.
+@pytest.mark.parametrize("m", (*ROWS, 2, 6, 16))
 @pytest.mark.parametrize("dtype", DTYPES)
 # K = 2080 with 6-16 rows: the K-blocked path (x over 40 KiB), chunks that end inside a
 # 160-column group, and 19 weight rows (two blocks of 8 and a tail of 3).
@@ -109,49 +110,65 @@ def test_int4_weight_linear(isa, m, dtype, k, n, group):
     _check_close(got, want, _bound(x, dequantize_int4(q, s, z, group), dtype))
 
 
+def _check_edge_row(got, want, x, w):
+    """The last activation row (the edge case) to rtol 1e-5; the others within the usual
+    bound (they are ordinary rows, there to show a single edge row decides the path)."""
+    torch.testing.assert_close(got[-1], want[-1], rtol=1e-5, atol=0)
+    if got.shape[0] > 1:
+        _check_close(got[:-1], want[:-1], _bound(x[:-1], w, x.dtype))
+
+
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("m", [1, 3])
 @pytest.mark.parametrize("total_exponent", [117, 127])
-def test_int4_weight_linear_m1_large_activations(isa, total_exponent):
-    """At M = 1 the SIMD kernel sums x * code per group, then subtracts zero * sum x and
-    scales, when sum |x| is below 2^118. One group of 256 columns, codes 15 and zero -15
-    (the largest partial sums): at sum |x| = 2^117 that path must still be exact, and at
-    2^127 its group sums would pass float max (per lane about 2^127.9 for x * code, and
-    as much again for zero * sum x) while the result, scaled by 2^-20, is finite: the
-    kernel has to take the per-weight path."""
+def test_int4_weight_linear_large_activations(isa, m, total_exponent):
+    """The paired SIMD paths (M = 1, and 3 x 4 tiles up to M = 16) sum x * code per group,
+    then subtract zero * sum x and scale, when every row's sum |x| is below 2^118. One
+    group of 256 columns, codes 15 and zero -15 (the largest partial sums): at sum |x| =
+    2^117 that path must still be exact, and at 2^127 its group sums would pass float max
+    (per lane about 2^127.9 for x * code, and as much again for zero * sum x) while the
+    result, scaled by 2^-20, is finite: the kernel has to take the per-weight path. The
+    edge row is the last of m."""
+    from squeezeprompt.formats import dequantize_int4
+
     k, n, group = 256, 3, 256
-    x = torch.full((1, k), 2.0 ** (total_exponent - 8))  # k = 2^8 columns
+    x = torch.randn(m, k)
+    x[-1] = 2.0 ** (total_exponent - 8)  # k = 2^8 columns
     q = torch.full((n, k // 2), 0xFF, dtype=torch.uint8)
     s = torch.full((n, 1), 2.0**-20)
     z = torch.full((n, 1), -15.0)
     got = OPS.int4_weight_linear(x, q, s, z, group, None)
     want = int4_weight_linear_ref(x, q, s, z, group)
     assert want.isfinite().all()
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
+    _check_edge_row(got, want, x, dequantize_int4(q, s, z, group))
 
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("m", [1, 3])
 @pytest.mark.parametrize("normal_columns", [0, 128])
-def test_int4_weight_linear_m1_tiny_activations(isa, normal_columns):
-    """The fast M = 1 path divides odd columns' activations by 16, which rounds values
-    near the bottom of float32's range (x / 16 below 2^-126 keeps fewer bits). With
-    every activation around 2^-136 (sum |x| under 2^-96) the kernel must take the
-    per-weight path: the reference's products x * w are normal floats (w about 2^20),
-    so anything else would miss by far more than rtol. With half the columns of normal
-    size the fast path runs, and the tiny half's loss stays inside the usual bound."""
+def test_int4_weight_linear_tiny_activations(isa, m, normal_columns):
+    """The paired paths divide odd columns' activations by 16, which rounds values near
+    the bottom of float32's range (x / 16 below 2^-126 keeps fewer bits). With a row of
+    activations around 2^-136 (sum |x| under 2^-96) the kernel must take the per-weight
+    path: the reference's products x * w are normal floats (w about 2^20), so anything
+    else would miss by far more than rtol. With half that row's columns of normal size
+    the paired path runs, and the tiny half's loss stays inside the usual bound."""
+    from squeezeprompt.formats import dequantize_int4
+
     k, n, group = 256, 6, 128
-    x = torch.randn(1, k) * 2.0**-136
-    x[:, :normal_columns] = torch.randn(1, normal_columns)
+    x = torch.randn(m, k)
+    x[-1] = torch.randn(k) * 2.0**-136
+    x[-1, :normal_columns] = torch.randn(normal_columns)
     q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8)
     s = torch.full((n, k // group), 2.0**20)
     z = torch.rand(n, k // group) * 15
     got = OPS.int4_weight_linear(x, q, s, z, group, None)
     want = int4_weight_linear_ref(x, q, s, z, group)
+    w = dequantize_int4(q, s, z, group)
     if normal_columns == 0:
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=0)
+        _check_edge_row(got, want, x, w)
     else:
-        from squeezeprompt.formats import dequantize_int4
-
-        _check_close(got, want, _bound(x, dequantize_int4(q, s, z, group), x.dtype))
+        _check_close(got, want, _bound(x, w, x.dtype))
 
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
