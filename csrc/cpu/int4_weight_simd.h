@@ -107,11 +107,13 @@ void int4_rows_m1(const Int4Decoder& dec, const float* x, const uint8_t* qr, int
 // per-lane sum of x, x[2j] + x[2j + 1]) and is scaled once. One Zen 3 core, median of 60
 // calls, against int4_rows_m1 with the scale factored out (the previous path): 4096 x
 // 4096 g128 1.24 -> 0.73 ms (0.78 ms with the weight read from DRAM), 576 x 576 g32 32 ->
-// 20 us, 49152 x 576 g32 2.80 -> 1.75 ms. Four rows per pass (three: 0.79 ms). The loop
+// 20 us, 49152 x 576 g32 2.80 -> 1.75 ms. Six rows per pass, one chain each: against
+// four rows with separate chains for the two FMAs, 576 x 1536 g32 53 -> 49 us, g64 44
+// -> 42 us, g128 unchanged (three rows of two chains: 0.79 ms at 4096 x 4096). The loop
 // runs 2.3 cycles per 16 codes and row with the weight in L2 (1.9 in L1), against 1.7
 // for 70% of one core's read bandwidth; converting with the 2^23 trick (or, then
 // subtract) instead of cvtdq2ps measured 2.6-2.9 cycles.
-constexpr int kInt4PairedRows = 4;
+constexpr int kInt4PairedRows = 6;
 
 struct PairedActivations {
   const float* x;             // row m at x + m * K, laid out as above
@@ -164,8 +166,8 @@ void int4_rows_m1_paired(const PairedActivations& xa, const uint8_t* qr, int64_t
   __m256 acc[NR];
   for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
-    __m256 lo_sum[NR], byte_sum[NR];
-    for (int r = 0; r < NR; ++r) lo_sum[r] = byte_sum[r] = _mm256_setzero_ps();
+    __m256 group_sum[NR];
+    for (int r = 0; r < NR; ++r) group_sum[r] = _mm256_setzero_ps();
     for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 16) {
       if (((NR * k / 2) & 63) < NR * 8)  // as in int4_rows_m1
         _mm_prefetch(reinterpret_cast<const char*>(qr + NR * k / 2 + kInt4PrefetchBytes),
@@ -175,14 +177,13 @@ void int4_rows_m1_paired(const PairedActivations& xa, const uint8_t* qr, int64_t
         const __m256i bytes = _mm256_cvtepu8_epi32(
             _mm_loadl_epi64(reinterpret_cast<const __m128i*>(qr + r * row_bytes + k / 2)));
         const __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(bytes, low_nibble));
-        lo_sum[r] = _mm256_fmadd_ps(x_lo, lo, lo_sum[r]);
-        byte_sum[r] = _mm256_fmadd_ps(x_byte, _mm256_cvtepi32_ps(bytes), byte_sum[r]);
+        group_sum[r] = _mm256_fmadd_ps(x_lo, lo, group_sum[r]);
+        group_sum[r] = _mm256_fmadd_ps(x_byte, _mm256_cvtepi32_ps(bytes), group_sum[r]);
       }
     }
     const __m256 x_sum = _mm256_load_ps(xa.group_sums[g].v);
     for (int r = 0; r < NR; ++r) {
-      const __m256 centred = _mm256_fnmadd_ps(_mm256_set1_ps(zr[r * G + g]), x_sum,
-                                              _mm256_add_ps(lo_sum[r], byte_sum[r]));
+      const __m256 centred = _mm256_fnmadd_ps(_mm256_set1_ps(zr[r * G + g]), x_sum, group_sum[r]);
       acc[r] = _mm256_fmadd_ps(centred, _mm256_set1_ps(sr[r * G + g]), acc[r]);
     }
   }
