@@ -60,8 +60,9 @@ void int4_tile(const Int4Decoder& dec, const float* x, int64_t K, const uint8_t*
 // M = 1, group_size a multiple of 16, when int4_rows_m1_paired (below) may not be used:
 // kInt4RowsM1 weight rows per pass share each activation load, with the same arithmetic
 // per weight as int4_tile ((raw - zero) * scale, then an FMA). Reading rows side by side
-// needs the software prefetch along the tile's linear stream, as in int8_weight_simd.h
-// (without it, 4096 x 4096 went from 1.6 to 1.9-2.1 ms). Measured on one Zen 3 core,
+// needs the software prefetch along the tile's linear stream (stream_prefetch_bytes in
+// kernels_simd.h; this older path keeps a fixed 8 KiB; without any, 4096 x 4096 went
+// from 1.6 to 1.9-2.1 ms). Measured on one Zen 3 core,
 // median of 60 calls, against one row per pass: 4096 x 4096 g128 1.62 -> 1.59 ms, 576 x
 // 576 g32 45 -> 42 us, 49152 x 576 g32 3.64 -> 3.46 ms (2 rows were within noise of 3).
 constexpr int kInt4RowsM1 = 3;
@@ -163,6 +164,7 @@ void int4_rows_m1_paired(const PairedActivations& xa, const uint8_t* qr, int64_t
                          const float* sr, const float* zr, int64_t G, int64_t group_size,
                          float* out) {
   const __m256i low_nibble = _mm256_set1_epi32(0x0F);
+  const int64_t ahead = stream_prefetch_bytes(NR * row_bytes);
   __m256 acc[NR];
   for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
@@ -170,8 +172,7 @@ void int4_rows_m1_paired(const PairedActivations& xa, const uint8_t* qr, int64_t
     for (int r = 0; r < NR; ++r) group_sum[r] = _mm256_setzero_ps();
     for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 16) {
       if (((NR * k / 2) & 63) < NR * 8)  // as in int4_rows_m1
-        _mm_prefetch(reinterpret_cast<const char*>(qr + NR * k / 2 + kInt4PrefetchBytes),
-                     _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(qr + NR * k / 2 + ahead), _MM_HINT_T0);
       const __m256 x_lo = _mm256_load_ps(xa.x + k), x_byte = _mm256_load_ps(xa.x + k + 8);
       for (int r = 0; r < NR; ++r) {
         const __m256i bytes = _mm256_cvtepu8_epi32(
@@ -208,7 +209,8 @@ void int4_rows_m1_paired(const PairedActivations& xa, const uint8_t* qr, int64_t
 constexpr int kInt4PairedTileRows = 3;
 
 inline bool int4_paired_rows_win(int64_t M, int64_t group_size) {
-  return M == 1 || (M <= 4 && group_size >= 32) || (M <= 16 && group_size >= 128);
+  return M == 1 || (M >= 2 && M <= 4 && group_size >= 32) ||
+         (M >= 5 && M <= 16 && group_size >= 128);
 }
 
 template <int NR, int MR>
@@ -218,6 +220,7 @@ __attribute__((noinline)) void int4_paired_tile(const PairedActivations& xa, int
                                                 int64_t group_size, int64_t n, int64_t N,
                                                 int64_t m0, bool prefetch, float* out) {
   const __m256i low_nibble = _mm256_set1_epi32(0x0F);
+  const int64_t ahead = stream_prefetch_bytes(NR * row_bytes);
   Floats8 total[NR][MR];
   for (int r = 0; r < NR; ++r)
     for (int m = 0; m < MR; ++m) _mm256_store_ps(total[r][m].v, _mm256_setzero_ps());
@@ -228,8 +231,7 @@ __attribute__((noinline)) void int4_paired_tile(const PairedActivations& xa, int
       for (int m = 0; m < MR; ++m) acc[r][m] = _mm256_setzero_ps();
     for (int64_t k = g * group_size; k < (g + 1) * group_size; k += 16) {
       if (prefetch && ((NR * k / 2) & 63) < NR * 8)  // as in int4_rows_m1
-        _mm_prefetch(reinterpret_cast<const char*>(qr + NR * k / 2 + kInt4PrefetchBytes),
-                     _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(qr + NR * k / 2 + ahead), _MM_HINT_T0);
       for (int r = 0; r < NR; ++r) {
         const __m256i bytes = _mm256_cvtepu8_epi32(
             _mm_loadl_epi64(reinterpret_cast<const __m128i*>(qr + r * row_bytes + k / 2)));

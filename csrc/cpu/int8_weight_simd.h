@@ -21,18 +21,6 @@ namespace {
 
 constexpr int kInt8RowsPerTileM1 = 4;  // weight rows per tile at M = 1
 constexpr int kInt8RowsPerTile = 3;    // weight rows per tile at M > 1 (with 4 activation rows)
-// Software prefetch distance along the weight stream. A tile reads NR rows side by side,
-// which the hardware prefetcher follows poorly: without it a 49152 x 576 weight streamed
-// from DRAM at half the speed of one row at a time. The NR rows of a tile and the next
-// tile's are contiguous, so the stream is linear; the prefetch runs two tiles (2 NR K
-// bytes) ahead of the tile's progress, within [8, 32] KiB. One Zen 3 core, weight read
-// from DRAM, medians of 40 calls in two interleaved runs: 4096 x 4096 at M = 1 took
-// 1.23 / 1.13 ms 8 KiB ahead, 1.10 / 1.01 ms with this rule (32 KiB); 576 x 1536,
-// 1536 x 576 and 49152 x 576 were unchanged. A fixed 32 KiB had slowed 576 x 1536 (2.3
-// KiB tiles) from 40 to 55 us; this rule keeps 8 KiB there.
-inline int64_t int8_prefetch_bytes(int64_t tile_bytes) {
-  return std::clamp<int64_t>(2 * tile_bytes, 8192, 32768);
-}
 
 // out[m0 + m, n + r] for r < NR, m < MR. U accumulator sets (k unrolled by 8 * U) keep
 // at least 8 FMA chains in flight when NR * MR is small. `prefetch`: first pass over
@@ -48,7 +36,7 @@ void int8_tile(const float* x, int64_t K, const int8_t* q, const float* scales, 
   const float* xr = x + m0 * K;
   constexpr int kStep = 8 * U, kStepBytes = NR * kStep;
   const int64_t KU = K / kStep * kStep, K8 = K & ~int64_t{7};
-  const int64_t ahead = int8_prefetch_bytes(NR * K);
+  const int64_t ahead = stream_prefetch_bytes(NR * K);
   int64_t k = 0;
   for (; k < KU; k += kStep) {
     // One prefetch per 64-byte line consumed: the tile has consumed NR * k bytes.

@@ -110,6 +110,20 @@ def test_int4_weight_linear(isa, m, dtype, k, n, group):
     _check_close(got, want, _bound(x, dequantize_int4(q, s, z, group), dtype))
 
 
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("group", [32, 128])
+def test_int4_weight_linear_no_rows(isa, group):
+    """No activation rows (a [0, K] input) gives a [0, N] output: the paired paths once
+    took M = 0 for a small M and read an activation buffer that was never filled."""
+    k, n = 256, 5
+    x = torch.empty(0, k)
+    q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8)
+    s = torch.rand(n, k // group) + 0.01
+    z = torch.rand(n, k // group) * 15
+    got = OPS.int4_weight_linear(x, q, s, z, group, None)
+    assert got.shape == (0, n)
+
+
 def _check_edge_row(got, want, x, w):
     """The last activation row (the edge case) to rtol 1e-5; the others within the usual
     bound (they are ordinary rows, there to show a single edge row decides the path)."""
