@@ -30,7 +30,7 @@ from squeezeprompt.models.presets import PRESETS
 DECODE_TOKENS = 16
 PREFILL_TOKENS = 128
 # Compiling takes 1-2 minutes a model on 2 cores: only the int4 family and its baseline.
-COMPILED = ("fp32", "int4_g128", "w4a8+head", "w4a8+head4")
+COMPILED = ("fp32", "int4_g128", "int4_g128+head", "w4a8+head", "w4a8+head4")
 
 
 # fp32 first: every other config is reported as a ratio to it. Then bf16, then the

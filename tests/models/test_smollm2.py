@@ -25,7 +25,7 @@ ANSWER_TOKENS = 16  # room for a reworded answer ("Paris" was the 6th token in a
 
 
 # Quantization alone keeps this model's answer word for word.
-SAME_ANSWER = {"int8", "int4_g128", "w8a8", "bf16"}
+SAME_ANSWER = {"int8", "int4_g128", "int4_g128+head", "w8a8", "bf16"}
 # The 2:4 presets prune part of the model and reword the answer, but must still know it.
 # (Magnitude 2:4 on every Linear, as these presets once did, answered "You have a normal
 # and a normal and ...".) They prune 38.75-43.75% of the Linear weights, so a Paris
