@@ -1,11 +1,14 @@
 """Timing on a shared, noisy machine: interleave the contenders, repeat, take medians.
 
-Interleaving (A, B, C, A, B, C, ...) exposes every contender to the same background
-load, so their *ratio* is meaningful even when absolute times drift.
+Interleaving (A, B, C, then the same contenders in another order, ...) exposes every
+contender to the same background load, so their *ratio* is meaningful even when
+absolute times drift; shuffling each round keeps any one contender from always
+following the same neighbour.
 """
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -49,10 +52,17 @@ def time_interleaved(
     for fn in fns.values():  # warm-up: allocator, thread pool, lazy init
         fn()
     samples: dict[str, list[float]] = {name: [] for name in fns}
+    # A new order every round (seeded, so runs repeat): the call after a long one (a
+    # 24 ms bf16 F.linear) or after an idle pause ran 12% slower than after a short call
+    # on this machine, and in a fixed order the same contender would always pay that.
+    order = random.Random(0)
+    names = list(fns)
     start = time.perf_counter()
     rounds = 0
     while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - start < budget_s):
-        for name, fn in fns.items():
+        order.shuffle(names)
+        for name in names:
+            fn = fns[name]
             if before_each is not None:
                 before_each()
             t0 = time.perf_counter()
