@@ -192,16 +192,17 @@ struct Int4Decoder {
   }
 };
 
-// The condition of the factored M = 1 paths (int4_rows_m1_paired, sparse24_int4_tile),
-// which sum x * code (or x * (code - zero)) per group and scale once. Their partial sums
-// are bounded by 240 * sum |x| (sparse24_int4_tile's odd lanes hold 16 * (code - zero);
-// int4_rows_m1_paired's sums stay below 31 * sum |x|), so sum |x| below 2^118 keeps them
-// below float max with room for the sum's own rounding; NaN or Inf in x fails the test.
+// The condition of the factored paths (the paired int4 paths of int4_weight_simd.h, for
+// every activation row, and sparse24_int4_tile at M = 1), which sum x * code (or
+// x * (code - zero)) per group and scale once. Their partial sums are bounded by
+// 240 * sum |x| (sparse24_int4_tile's odd lanes hold 16 * (code - zero); the paired sums
+// stay below 31 * sum |x|), so sum |x| below 2^118 keeps them below float max with room
+// for the sum's own rounding; NaN or Inf in x fails the test.
 constexpr float kInt4FactoredMaxSumAbs = 0x1p118f;
-// int4_rows_m1_paired divides half the activations by 16, exact unless that leaves the
+// The paired paths divide half the activations by 16, exact unless that leaves the
 // normal range (below 2^-126). From sum |x| >= 2^-96 on, what such a value loses (under
 // 2^-149 * 255 per column) is far below the float32 rounding of the result's own sums
-// (2^-96 * 2^-24); all-tiny activations take the per-weight path instead.
+// (2^-96 * 2^-24); a row of all-tiny activations sends the call to the per-weight paths.
 constexpr float kInt4PairedMinSumAbs = 0x1p-96f;
 
 inline float sum_abs(const float* x, int64_t K) {
