@@ -55,12 +55,12 @@ def time_interleaved(
     # A new order every round (seeded, so runs repeat): the call after a long one (a
     # 24 ms bf16 F.linear) or after an idle pause ran 12% slower than after a short call
     # on this machine, and in a fixed order the same contender would always pay that.
-    order = random.Random(0)
+    rng = random.Random(0)
     names = list(fns)
     start = time.perf_counter()
     rounds = 0
     while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - start < budget_s):
-        order.shuffle(names)
+        rng.shuffle(names)
         for name in names:
             fn = fns[name]
             if before_each is not None:

@@ -394,8 +394,8 @@ inline void sparse24_int4_step(const float* x, int64_t K, __m256i ctrl, __m256 w
 
 // group_size % 16 == 0 (so K % 16 == 0 too): a step never straddles two groups and
 // there is no column tail. Two accumulators per row, alternating steps, so the FMA
-// chain does not wait on its own latency at M = 1. kFactored (M = 1, as int4_rows_m1
-// in int4_weight_simd.h and under the same sum |x| condition): each group sums
+// chain does not wait on its own latency at M = 1. kFactored (M = 1, under the sum |x|
+// condition the paired int4 paths of int4_weight_simd.h use too): each group sums
 // x * (raw - zero) and multiplies by its scale once, a mul less per 8 kept codes
 // (4096 x 4096 g128, one Zen 3 core: 1.48 -> 1.37 ms).
 template <int MR, bool kFactored = false>
