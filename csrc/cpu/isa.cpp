@@ -4,6 +4,11 @@
 // must run on every x86-64 CPU.
 #include <torch/library.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -64,6 +69,56 @@ Isa initial_isa() {
 // -1 until first use; an atomic so a forced switch is seen by every thread.
 std::atomic<int> g_isa{-1};
 
+// AMD's cores since Zen (family 0x17) run multiplies and FMAs with subnormal inputs at
+// full speed; Intel's cores may take a microcode assist for them, so they keep converting.
+bool cpu_has_fast_subnormals() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+  const bool amd = ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163;  // AuthenticAMD
+  if (!amd || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  const unsigned base = (eax >> 8) & 0xF, extended = (eax >> 20) & 0xFF;
+  return base + (base == 0xF ? extended : 0) >= 0x17;
+#else
+  return false;
+#endif
+}
+
+Int4Decode parse_int4_decode(const std::string& name) {
+  if (name == "auto") return Int4Decode::kAuto;
+  if (name == "convert") return Int4Decode::kConvert;
+  if (name == "subnormal") return Int4Decode::kSubnormal;
+  TORCH_CHECK(false, "SQUEEZEPROMPT_INT4_DECODE (the int4 decode mode) must be one of auto, ",
+              "convert, subnormal, got '", name, "'");
+}
+
+const char* int4_decode_name(Int4Decode mode) {
+  switch (mode) {
+    case Int4Decode::kAuto: return "auto";
+    case Int4Decode::kConvert: return "convert";
+    case Int4Decode::kSubnormal: return "subnormal";
+  }
+  return "unknown";
+}
+
+Int4Decode initial_int4_decode() {
+  const char* env = std::getenv("SQUEEZEPROMPT_INT4_DECODE");
+  if (env == nullptr || *env == '\0') return Int4Decode::kAuto;
+  return parse_int4_decode(env);
+}
+
+// -1 until first use, as g_isa.
+std::atomic<int> g_int4_decode{-1};
+
+Int4Decode active_int4_decode() {
+  int v = g_int4_decode.load(std::memory_order_acquire);
+  if (v < 0) {
+    v = static_cast<int>(initial_int4_decode());
+    g_int4_decode.store(v, std::memory_order_release);
+  }
+  return static_cast<Int4Decode>(v);
+}
+
 }  // namespace
 
 bool isa_supported(Isa isa) {
@@ -99,6 +154,23 @@ void set_active_isa(Isa isa) {
   g_isa.store(static_cast<int>(isa), std::memory_order_release);
 }
 
+bool int4_codes_as_subnormals() {
+#if defined(__x86_64__) || defined(__i386__)
+  // Denormals-are-zero (MXCSR bit 6, set per thread, e.g. by torch.set_flush_denormal)
+  // would read every code as 0.
+  if (_mm_getcsr() & 0x40) return false;
+  switch (active_int4_decode()) {
+    case Int4Decode::kConvert: return false;
+    case Int4Decode::kSubnormal: return true;
+    case Int4Decode::kAuto: break;
+  }
+  static const bool fast = cpu_has_fast_subnormals();
+  return fast;
+#else
+  return false;
+#endif
+}
+
 const Kernels& active_kernels() {
   switch (active_isa()) {
     case Isa::kAvx512: return kernels_avx512();
@@ -125,6 +197,14 @@ std::string set_isa(const std::string& name) {
   return previous;
 }
 
+std::string get_int4_decode() { return int4_decode_name(active_int4_decode()); }
+
+std::string set_int4_decode(const std::string& name) {
+  const Int4Decode previous = active_int4_decode();
+  g_int4_decode.store(static_cast<int>(parse_int4_decode(name)), std::memory_order_release);
+  return int4_decode_name(previous);
+}
+
 }  // namespace
 
 // Internal ops (leading underscore): they take no tensors, so they need no fake
@@ -133,6 +213,8 @@ TORCH_LIBRARY_FRAGMENT(squeezeprompt, m) {
   m.def("_cpu_isa() -> str", &get_isa);
   m.def("_cpu_isas_available() -> str[]", &available_isas);
   m.def("_set_cpu_isa(str isa) -> str", &set_isa);
+  m.def("_cpu_int4_decode() -> str", &get_int4_decode);
+  m.def("_set_cpu_int4_decode(str mode) -> str", &set_int4_decode);
 }
 
 }  // namespace cpu

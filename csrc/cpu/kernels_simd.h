@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 #include <cstdint>
 #include <vector>
 

@@ -47,6 +47,19 @@ def isa(request):
     OPS._set_cpu_isa(previous)
 
 
+# The paired int4 paths read code lanes either converted or as subnormal floats against
+# scaled activations (csrc/cpu/int4_weight_simd.h); "auto" picks one per CPU, so both
+# are forced in turn here.
+INT4_DECODES = ("convert", "subnormal")
+
+
+@pytest.fixture(params=INT4_DECODES)
+def int4_decode(request):
+    previous = OPS._set_cpu_int4_decode(request.param)
+    yield request.param
+    OPS._set_cpu_int4_decode(previous)
+
+
 def _bound(x: torch.Tensor, w: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
     """Error bound for a float32 dot product of length K (any summation order):
     K * eps32 * (|x| @ |w|^T), plus one rounding of the result into ``out_dtype``."""
@@ -98,7 +111,7 @@ def test_int8_weight_linear(isa, m, dtype, k, n):
     "k,n,group",
     [(96, 37, 32), (160, 70, 160), (48, 9, 8), (60, 5, 6), (2080, 19, 160), (2080, 19, 32)],
 )
-def test_int4_weight_linear(isa, m, dtype, k, n, group):
+def test_int4_weight_linear(isa, int4_decode, m, dtype, k, n, group):
     from squeezeprompt.formats import dequantize_int4
 
     x = _activations(m, k, dtype)
@@ -112,7 +125,7 @@ def test_int4_weight_linear(isa, m, dtype, k, n, group):
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("group", [32, 128])
-def test_int4_weight_linear_no_rows(isa, group):
+def test_int4_weight_linear_no_rows(isa, int4_decode, group):
     """No activation rows (a [0, K] input) gives a [0, N] output: the paired paths once
     took M = 0 for a small M and read an activation buffer that was never filled."""
     k, n = 256, 5
@@ -135,7 +148,7 @@ def _check_edge_row(got, want, x, w):
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("m", [1, 3])
 @pytest.mark.parametrize("total_exponent", [117, 127])
-def test_int4_weight_linear_large_activations(isa, m, total_exponent):
+def test_int4_weight_linear_large_activations(isa, int4_decode, m, total_exponent):
     """The paired SIMD paths (M = 1, and 3 x 4 tiles up to M = 16) sum x * code per group,
     then subtract zero * sum x and scale, when every row's sum |x| is below 2^118. One
     group of 256 columns, codes 15 and zero -15 (the largest partial sums): at sum |x| =
@@ -160,7 +173,7 @@ def test_int4_weight_linear_large_activations(isa, m, total_exponent):
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("m", [1, 3])
 @pytest.mark.parametrize("normal_columns", [0, 128])
-def test_int4_weight_linear_tiny_activations(isa, m, normal_columns):
+def test_int4_weight_linear_tiny_activations(isa, int4_decode, m, normal_columns):
     """The paired paths divide odd columns' activations by 16, which rounds values near
     the bottom of float32's range (x / 16 below 2^-126 keeps fewer bits). With a row of
     activations around 2^-136 (sum |x| under 2^-96) the kernel must take the per-weight
@@ -183,6 +196,81 @@ def test_int4_weight_linear_tiny_activations(isa, m, normal_columns):
         _check_edge_row(got, want, x, w)
     else:
         _check_close(got, want, _bound(x, w, x.dtype))
+
+
+@pytest.mark.parametrize("isa", [p for p in ISAS if p.values[0] != "scalar"], indirect=True)
+@pytest.mark.parametrize("m", [1, 3, 8])
+@pytest.mark.parametrize("group", [32, 128])
+def test_int4_subnormal_decode_matches_convert(isa, m, group):
+    """Reading codes as subnormals only rescales the activations and results by powers of
+    two, so on ordinary data (no product near float's subnormal range) both readings give
+    the same bits; an inexact rescaling would show here long before any tolerance."""
+    k, n = 512, 13
+    x = torch.randn(m, k) * 3.0
+    q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8)
+    s = torch.rand(n, k // group) + 0.01
+    z = torch.rand(n, k // group) * 15
+    out = {}
+    for decode in INT4_DECODES:
+        previous = OPS._set_cpu_int4_decode(decode)
+        try:
+            out[decode] = OPS.int4_weight_linear(x, q, s, z, group, None)
+        finally:
+            OPS._set_cpu_int4_decode(previous)
+    assert torch.equal(out["convert"], out["subnormal"])
+
+
+@pytest.mark.parametrize("isa", [p for p in ISAS if p.values[0] != "scalar"], indirect=True)
+@pytest.mark.parametrize("m", [1, 3])
+def test_int4_subnormal_decode_with_flush_denormal(isa, m):
+    """With denormals-are-zero set (torch.set_flush_denormal), a subnormal code would read
+    as 0, so the kernel must convert instead. One thread, so the kernel runs on the
+    thread whose floating-point mode was changed."""
+    from squeezeprompt.formats import dequantize_int4
+
+    k, n, group = 256, 7, 64
+    x = torch.randn(m, k)
+    q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8)
+    s = torch.rand(n, k // group) + 0.01
+    z = torch.rand(n, k // group) * 15
+    want = int4_weight_linear_ref(x, q, s, z, group)
+    threads = torch.get_num_threads()
+    previous = OPS._set_cpu_int4_decode("subnormal")
+    torch.set_num_threads(1)
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        got = OPS.int4_weight_linear(x, q, s, z, group, None)
+    finally:
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(threads)
+        OPS._set_cpu_int4_decode(previous)
+    _check_close(got, want, _bound(x, dequantize_int4(q, s, z, group), x.dtype))
+
+
+def test_int4_decode_mode_names():
+    """The internal switch takes exactly the three mode names and returns the previous
+    one, so tests can restore it."""
+    previous = OPS._set_cpu_int4_decode("convert")
+    try:
+        assert OPS._set_cpu_int4_decode("subnormal") == "convert"
+        with pytest.raises(RuntimeError, match="auto, convert, subnormal, got 'fast'"):
+            OPS._set_cpu_int4_decode("fast")
+        assert OPS._cpu_int4_decode() == "subnormal"
+        assert OPS._set_cpu_int4_decode("auto") == "subnormal"
+    finally:
+        OPS._set_cpu_int4_decode(previous)
+
+
+def test_int4_decode_env_var():
+    code = "import squeezeprompt, torch; print(torch.ops.squeezeprompt._cpu_int4_decode())"
+    env = {"SQUEEZEPROMPT_INT4_DECODE": "convert", "PATH": ""}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "convert", out.stderr
+    env["SQUEEZEPROMPT_INT4_DECODE"] = "fast"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "must be one of auto, convert, subnormal, got 'fast'" in out.stderr
 
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
