@@ -3,8 +3,8 @@
 // helpers), so the AVX2 and AVX-512 translation units each get a copy. The paired paths
 // (codes widened byte by byte against activations laid out to match, zero and scale
 // out of the loop) take most calls: int4_rows_m1_paired at M = 1, int4_rows_paired's
-// 3 x 4 tiles at M = 2-16 where int4_paired_rows_win says so; on AMD's cores they read
-// the code lanes as subnormal floats rather than converting them (code_lanes). The
+// 3 x 4 tiles at M = 2-16 where int4_paired_rows_win says so; on AMD's Zen cores they
+// read the code lanes as subnormal floats rather than converting them (code_lanes). The
 // others decode with kernels_simd.h's Int4Decoder: int4_rows_m1 and int4_tile
 // (activations too large or too small to pair, small groups from M = 5, group sizes
 // not a multiple of 16) and int4_rows_blocked (K-blocked, when the activations outgrow
@@ -143,17 +143,20 @@ inline __m256 code_lanes(__m256i lanes) {
 }
 
 // Reading the code lanes as subnormals saves both conversions: lane value c is the float
-// c * 2^-149, exact, and an FMA takes it at full speed on AMD's cores (int4_codes_as_
+// c * 2^-149, exact, and an FMA takes it at full speed on AMD's Zen cores (int4_codes_as_
 // subnormals). Each activation row is scaled by 2^s, s = 125 - e for sum |x| < 2^e, so
 // its paired values stay below 2^126 and a product x 2^s c 2^-149 is a normal float for
-// every |x| above 2^-102 sum |x|. The group sums of x are scaled by 2^(s - 149) to match
+// every |x| above 2^-101 sum |x|. The group sums of x are scaled by 2^(s - 149) to match
 // and the results by 2^(149 - s). Every scaling is by powers of two that are normal
 // floats (two factors where one would leave float's range), so against the converted
-// codes the results differ only where a product falls below 2^-126, by under 2^-149
-// there: under 2^-124 sum |x| per product after rescaling. One Zen 3 core, the op alone,
-// median of 5-3000 calls, converted -> subnormal: 4096 x 4096 g128 at M = 1 815 -> 639
-// us, M = 2 1.28 -> 1.13 ms, M = 8 4.12 -> 3.89 ms; 576 x 1536 g64 65 -> 57 us, 49152 x
-// 576 g64 1.67 -> 1.38 ms (results bit-identical on random data).
+// codes the results differ only where a value falls below 2^-126 in the scaled space,
+// by under 2^-149 there: a product (under 2^-124 sum |x| each after rescaling), or a
+// group's scaled sum, which needs weight scales below about 2^-100. Under flush-to-zero
+// alone such values become 0, within the same bound; denormals-are-zero would read every
+// code as 0, so int4_codes_as_subnormals() converts under it. One Zen 3
+// core, the op alone, median of 5-3000 calls, converted -> subnormal: 4096 x 4096 g128
+// at M = 1 815 -> 639 us, M = 2 1.28 -> 1.13 ms, M = 8 4.12 -> 3.89 ms; 576 x 1536 g64 65
+// -> 57 us, 49152 x 576 g64 1.67 -> 1.38 ms (results bit-identical on random data).
 inline int subnormal_row_exponent(float sum_abs_x) {
   int e = 0;
   std::frexp(sum_abs_x, &e);  // sum |x| < 2^e

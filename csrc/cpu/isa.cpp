@@ -84,12 +84,24 @@ bool cpu_has_fast_subnormals() {
 #endif
 }
 
+bool try_parse_int4_decode(const std::string& name, Int4Decode* mode) {
+  if (name == "auto")
+    *mode = Int4Decode::kAuto;
+  else if (name == "convert")
+    *mode = Int4Decode::kConvert;
+  else if (name == "subnormal")
+    *mode = Int4Decode::kSubnormal;
+  else
+    return false;
+  return true;
+}
+
 Int4Decode parse_int4_decode(const std::string& name) {
-  if (name == "auto") return Int4Decode::kAuto;
-  if (name == "convert") return Int4Decode::kConvert;
-  if (name == "subnormal") return Int4Decode::kSubnormal;
-  TORCH_CHECK(false, "SQUEEZEPROMPT_INT4_DECODE (the int4 decode mode) must be one of auto, ",
+  Int4Decode mode = Int4Decode::kAuto;
+  TORCH_CHECK(try_parse_int4_decode(name, &mode),
+              "SQUEEZEPROMPT_INT4_DECODE (the int4 decode mode) must be one of auto, ",
               "convert, subnormal, got '", name, "'");
+  return mode;
 }
 
 const char* int4_decode_name(Int4Decode mode) {
@@ -199,9 +211,17 @@ std::string set_isa(const std::string& name) {
 
 std::string get_int4_decode() { return int4_decode_name(active_int4_decode()); }
 
+// Forcing a mode works even when the environment variable holds a bad value (that
+// value then counts as "auto" for the returned previous mode).
 std::string set_int4_decode(const std::string& name) {
-  const Int4Decode previous = active_int4_decode();
-  g_int4_decode.store(static_cast<int>(parse_int4_decode(name)), std::memory_order_release);
+  const Int4Decode mode = parse_int4_decode(name);
+  const int raw = g_int4_decode.exchange(static_cast<int>(mode));
+  Int4Decode previous = Int4Decode::kAuto;
+  if (raw >= 0) {
+    previous = static_cast<Int4Decode>(raw);
+  } else if (const char* env = std::getenv("SQUEEZEPROMPT_INT4_DECODE")) {
+    if (*env != '\0' && !try_parse_int4_decode(env, &previous)) previous = Int4Decode::kAuto;
+  }
   return int4_decode_name(previous);
 }
 

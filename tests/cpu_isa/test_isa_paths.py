@@ -198,9 +198,18 @@ def test_int4_weight_linear_tiny_activations(isa, int4_decode, m, normal_columns
         _check_close(got, want, _bound(x, w, x.dtype))
 
 
+def _int4_in_mode(decode, *args):
+    previous = OPS._set_cpu_int4_decode(decode)
+    try:
+        return OPS.int4_weight_linear(*args)
+    finally:
+        OPS._set_cpu_int4_decode(previous)
+
+
 @pytest.mark.parametrize("isa", [p for p in ISAS if p.values[0] != "scalar"], indirect=True)
-@pytest.mark.parametrize("m", [1, 3, 8])
-@pytest.mark.parametrize("group", [32, 128])
+# Rows and groups where the paired paths run (int4_paired_rows_win: from 5 rows only with
+# groups of at least 128).
+@pytest.mark.parametrize("m,group", [(1, 32), (3, 32), (1, 128), (3, 128), (8, 128)])
 def test_int4_subnormal_decode_matches_convert(isa, m, group):
     """Reading codes as subnormals only rescales the activations and results by powers of
     two, so on ordinary data (no product near float's subnormal range) both readings give
@@ -210,14 +219,33 @@ def test_int4_subnormal_decode_matches_convert(isa, m, group):
     q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8)
     s = torch.rand(n, k // group) + 0.01
     z = torch.rand(n, k // group) * 15
-    out = {}
-    for decode in INT4_DECODES:
-        previous = OPS._set_cpu_int4_decode(decode)
-        try:
-            out[decode] = OPS.int4_weight_linear(x, q, s, z, group, None)
-        finally:
-            OPS._set_cpu_int4_decode(previous)
-    assert torch.equal(out["convert"], out["subnormal"])
+    converted = _int4_in_mode("convert", x, q, s, z, group, None)
+    assert torch.equal(converted, _int4_in_mode("subnormal", x, q, s, z, group, None))
+
+
+@pytest.mark.parametrize("isa", [p for p in ISAS if p.values[0] != "scalar"], indirect=True)
+@pytest.mark.parametrize("m", [1, 3])
+def test_int4_subnormal_decode_is_taken(isa, m):
+    """Shows the subnormal reading runs (the other tests would pass if it never did) and
+    stays within its documented error. The last row has 32 columns of 2^20 against codes
+    0 and 32 columns of 2^-100 against codes 1-15 (zero 0, scale 1), so sum |x| = 2^25 sets
+    the scaling and the tiny columns' products fall below 2^-126 once scaled: converted
+    they are exact, read as subnormals each one is off by under 2^(26 - 125)."""
+    k, n, group = 64, 5, 32
+    x = torch.randn(m, k)
+    x[-1, :32] = 2.0**20
+    x[-1, 32:] = (torch.rand(32) + 1) * 2.0**-100
+    q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8)
+    q[:, 32 // 2 :] |= 0x11  # every code of the tiny columns at least 1
+    q[:, : 32 // 2] = 0
+    s = torch.ones(n, k // group)
+    z = torch.zeros(n, k // group)
+    want = int4_weight_linear_ref(x, q, s, z, group)
+    converted = _int4_in_mode("convert", x, q, s, z, group, None)
+    subnormal = _int4_in_mode("subnormal", x, q, s, z, group, None)
+    torch.testing.assert_close(converted[-1], want[-1], rtol=1e-5, atol=0)
+    assert not torch.equal(subnormal[-1], converted[-1])
+    assert (subnormal[-1] - converted[-1]).abs().max() <= 32 * 2.0 ** (26 - 125)
 
 
 @pytest.mark.parametrize("isa", [p for p in ISAS if p.values[0] != "scalar"], indirect=True)
@@ -236,13 +264,13 @@ def test_int4_subnormal_decode_with_flush_denormal(isa, m):
     want = int4_weight_linear_ref(x, q, s, z, group)
     threads = torch.get_num_threads()
     previous = OPS._set_cpu_int4_decode("subnormal")
-    torch.set_num_threads(1)
-    if not torch.set_flush_denormal(True):
-        pytest.skip("this CPU cannot flush denormals")
     try:
+        torch.set_num_threads(1)
+        if not torch.set_flush_denormal(True):
+            pytest.skip("this CPU cannot flush denormals")
         got = OPS.int4_weight_linear(x, q, s, z, group, None)
     finally:
-        torch.set_flush_denormal(False)
+        torch.set_flush_denormal(False)  # torch's default; it offers no way to read it
         torch.set_num_threads(threads)
         OPS._set_cpu_int4_decode(previous)
     _check_close(got, want, _bound(x, dequantize_int4(q, s, z, group), x.dtype))
@@ -271,6 +299,13 @@ def test_int4_decode_env_var():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode != 0
     assert "must be one of auto, convert, subnormal, got 'fast'" in out.stderr
+    # Forcing a mode still works under a bad value, which counts as "auto".
+    code = (
+        "import squeezeprompt, torch; "
+        "print(torch.ops.squeezeprompt._set_cpu_int4_decode('convert'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "auto", out.stderr
 
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
