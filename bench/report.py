@@ -129,7 +129,8 @@ def markdown(results: dict) -> str:
         "are taken within one run. Inference cases run under `torch.inference_mode()` (ours "
         "and the baselines); fake_quant times forward + backward with autograd. Cases of at "
         f"most {DECODE_ROWS} rows with weights of at least {EVICT_MIN_WEIGHT_BYTES >> 20} MiB "
-        "read a buffer larger than the L3 before every timed call, so weights come from DRAM.",
+        "read a buffer of nine times the L3 (288 MiB) before every timed call, so weights "
+        "come from DRAM.",
         "",
         "Rooflines: read bandwidth (a float32 sum over 256 MiB) for decode, and float32 GEMM "
         "GFLOP/s (best `torch.mm` of 512 x 512, in cache) for any kernel that multiplies in "

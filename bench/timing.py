@@ -15,8 +15,13 @@ from collections.abc import Callable
 
 import torch
 
-# Larger than this machine's L3 (32 MiB) with room: reading it displaces every cached line.
-_EVICT_BYTES = 96 * 2**20
+# Nine times this machine's L3 (32 MiB). A 96 MiB read was not enough: the L3 kept part
+# of a weight read just before it (int4 4096 x 4096 at M = 1, one thread: 0.78 ms per
+# call reading the same weight twice in a row, 0.81-0.85 ms cycling three weights, 0.86
+# ms after writing 256 MiB), and with 288 MiB our decode calls took 10-15% longer again,
+# as they do inside a model, where every other layer's weight is read between two calls
+# of one layer. Reading it takes about 15 ms at one thread.
+_EVICT_BYTES = 288 * 2**20
 _evict_buffer: torch.Tensor | None = None
 
 
