@@ -23,7 +23,7 @@ from bench.bandwidth import read_bandwidth_gbs
 from bench.cases import ALL_CASES, Case, Kind
 from bench.compute_peak import fp32_gemm_gflops
 from bench.kernels import build
-from bench.timing import evict_caches, time_interleaved
+from bench.timing import EVICT_BYTES, evict_caches, time_interleaved
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Cases with at most DECODE_ROWS rows and weights of at least EVICT_MIN_WEIGHT_BYTES
@@ -129,8 +129,8 @@ def markdown(results: dict) -> str:
         "are taken within one run. Inference cases run under `torch.inference_mode()` (ours "
         "and the baselines); fake_quant times forward + backward with autograd. Cases of at "
         f"most {DECODE_ROWS} rows with weights of at least {EVICT_MIN_WEIGHT_BYTES >> 20} MiB "
-        "read a buffer of nine times the L3 (288 MiB) before every timed call, so weights "
-        "come from DRAM.",
+        f"read {EVICT_BYTES >> 20} MiB before every timed call (far more than the L3), so "
+        "weights come from DRAM.",
         "",
         "Rooflines: read bandwidth (a float32 sum over 256 MiB) for decode, and float32 GEMM "
         "GFLOP/s (best `torch.mm` of 512 x 512, in cache) for any kernel that multiplies in "

@@ -21,7 +21,7 @@ import torch
 # ms after writing 256 MiB), and with 288 MiB our decode calls took 10-15% longer again,
 # as they do inside a model, where every other layer's weight is read between two calls
 # of one layer. Reading it takes about 15 ms at one thread.
-_EVICT_BYTES = 288 * 2**20
+EVICT_BYTES = 288 * 2**20
 _evict_buffer: torch.Tensor | None = None
 
 
@@ -34,7 +34,7 @@ def evict_caches() -> None:
     """
     global _evict_buffer
     if _evict_buffer is None:
-        _evict_buffer = torch.ones(_EVICT_BYTES // 4)
+        _evict_buffer = torch.ones(EVICT_BYTES // 4)
     _evict_buffer.sum()
 
 
