@@ -136,7 +136,7 @@ inline bool pairable(const float* x, int64_t M, int64_t K) {
 }
 
 // The code lanes as floats: converted, or read as subnormals (lane value * 2^-149, see
-// below) where int4_codes_as_subnormals() allows it.
+// below) where codes_as_subnormals() allows it.
 template <bool kSubnormal>
 inline __m256 code_lanes(__m256i lanes) {
   return kSubnormal ? _mm256_castsi256_ps(lanes) : _mm256_cvtepi32_ps(lanes);
@@ -153,7 +153,7 @@ inline __m256 code_lanes(__m256i lanes) {
 // by under 2^-149 there: a product (under 2^-124 sum |x| each after rescaling), or a
 // group's scaled sum, which needs weight scales below about 2^-100. Under flush-to-zero
 // alone such values become 0, within the same bound; denormals-are-zero would read every
-// code as 0, so int4_codes_as_subnormals() converts under it. One Zen 3
+// code as 0, so codes_as_subnormals() converts under it. One Zen 3
 // core, the op alone, median of 5-3000 calls, converted -> subnormal: 4096 x 4096 g128
 // at M = 1 815 -> 639 us, M = 2 1.28 -> 1.13 ms, M = 8 4.12 -> 3.89 ms; 576 x 1536 g64 65
 // -> 57 us, 49152 x 576 g64 1.67 -> 1.38 ms (results bit-identical on random data).
@@ -437,7 +437,7 @@ void int4_weight_rows(const float* x, int64_t M, int64_t K, const uint8_t* q, co
   const Int4Decoder dec;
   const int64_t G = K / group_size, row_bytes = K / kInt4PerByte;
   if (group_size % 16 == 0 && int4_paired_rows_win(M, group_size) && pairable(x, M, K)) {
-    const bool subnormal = int4_codes_as_subnormals();
+    const bool subnormal = codes_as_subnormals();
     const PairedActivations xa = pair_activations(x, M, K, group_size, subnormal);
     if (subnormal)
       int4_rows_paired<true>(xa, M, K, q, scales, zeros, group_size, n0, n1, N, out);

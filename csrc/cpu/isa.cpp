@@ -84,51 +84,51 @@ bool cpu_has_fast_subnormals() {
 #endif
 }
 
-bool try_parse_int4_decode(const std::string& name, Int4Decode* mode) {
+bool try_parse_code_decode(const std::string& name, CodeDecode* mode) {
   if (name == "auto")
-    *mode = Int4Decode::kAuto;
+    *mode = CodeDecode::kAuto;
   else if (name == "convert")
-    *mode = Int4Decode::kConvert;
+    *mode = CodeDecode::kConvert;
   else if (name == "subnormal")
-    *mode = Int4Decode::kSubnormal;
+    *mode = CodeDecode::kSubnormal;
   else
     return false;
   return true;
 }
 
-Int4Decode parse_int4_decode(const std::string& name) {
-  Int4Decode mode = Int4Decode::kAuto;
-  TORCH_CHECK(try_parse_int4_decode(name, &mode),
-              "SQUEEZEPROMPT_INT4_DECODE (the int4 decode mode) must be one of auto, ",
+CodeDecode parse_code_decode(const std::string& name) {
+  CodeDecode mode = CodeDecode::kAuto;
+  TORCH_CHECK(try_parse_code_decode(name, &mode),
+              "SQUEEZEPROMPT_CODE_DECODE (how decode kernels read weight codes) must be one of auto, ",
               "convert, subnormal, got '", name, "'");
   return mode;
 }
 
-const char* int4_decode_name(Int4Decode mode) {
+const char* code_decode_name(CodeDecode mode) {
   switch (mode) {
-    case Int4Decode::kAuto: return "auto";
-    case Int4Decode::kConvert: return "convert";
-    case Int4Decode::kSubnormal: return "subnormal";
+    case CodeDecode::kAuto: return "auto";
+    case CodeDecode::kConvert: return "convert";
+    case CodeDecode::kSubnormal: return "subnormal";
   }
   return "unknown";
 }
 
-Int4Decode initial_int4_decode() {
-  const char* env = std::getenv("SQUEEZEPROMPT_INT4_DECODE");
-  if (env == nullptr || *env == '\0') return Int4Decode::kAuto;
-  return parse_int4_decode(env);
+CodeDecode initial_code_decode() {
+  const char* env = std::getenv("SQUEEZEPROMPT_CODE_DECODE");
+  if (env == nullptr || *env == '\0') return CodeDecode::kAuto;
+  return parse_code_decode(env);
 }
 
 // -1 until first use, as g_isa.
-std::atomic<int> g_int4_decode{-1};
+std::atomic<int> g_code_decode{-1};
 
-Int4Decode active_int4_decode() {
-  int v = g_int4_decode.load(std::memory_order_acquire);
+CodeDecode active_code_decode() {
+  int v = g_code_decode.load(std::memory_order_acquire);
   if (v < 0) {
-    v = static_cast<int>(initial_int4_decode());
-    g_int4_decode.store(v, std::memory_order_release);
+    v = static_cast<int>(initial_code_decode());
+    g_code_decode.store(v, std::memory_order_release);
   }
-  return static_cast<Int4Decode>(v);
+  return static_cast<CodeDecode>(v);
 }
 
 }  // namespace
@@ -166,15 +166,15 @@ void set_active_isa(Isa isa) {
   g_isa.store(static_cast<int>(isa), std::memory_order_release);
 }
 
-bool int4_codes_as_subnormals() {
+bool codes_as_subnormals() {
 #if defined(__x86_64__) || defined(__i386__)
   // Denormals-are-zero (MXCSR bit 6, set per thread, e.g. by torch.set_flush_denormal)
   // would read every code as 0.
   if (_mm_getcsr() & 0x40) return false;
-  switch (active_int4_decode()) {
-    case Int4Decode::kConvert: return false;
-    case Int4Decode::kSubnormal: return true;
-    case Int4Decode::kAuto: break;
+  switch (active_code_decode()) {
+    case CodeDecode::kConvert: return false;
+    case CodeDecode::kSubnormal: return true;
+    case CodeDecode::kAuto: break;
   }
   static const bool fast = cpu_has_fast_subnormals();
   return fast;
@@ -209,20 +209,20 @@ std::string set_isa(const std::string& name) {
   return previous;
 }
 
-std::string get_int4_decode() { return int4_decode_name(active_int4_decode()); }
+std::string get_code_decode() { return code_decode_name(active_code_decode()); }
 
 // Forcing a mode works even when the environment variable holds a bad value (that
 // value then counts as "auto" for the returned previous mode).
-std::string set_int4_decode(const std::string& name) {
-  const Int4Decode mode = parse_int4_decode(name);
-  const int raw = g_int4_decode.exchange(static_cast<int>(mode));
-  Int4Decode previous = Int4Decode::kAuto;
+std::string set_code_decode(const std::string& name) {
+  const CodeDecode mode = parse_code_decode(name);
+  const int raw = g_code_decode.exchange(static_cast<int>(mode));
+  CodeDecode previous = CodeDecode::kAuto;
   if (raw >= 0) {
-    previous = static_cast<Int4Decode>(raw);
-  } else if (const char* env = std::getenv("SQUEEZEPROMPT_INT4_DECODE")) {
-    if (*env != '\0' && !try_parse_int4_decode(env, &previous)) previous = Int4Decode::kAuto;
+    previous = static_cast<CodeDecode>(raw);
+  } else if (const char* env = std::getenv("SQUEEZEPROMPT_CODE_DECODE")) {
+    if (*env != '\0' && !try_parse_code_decode(env, &previous)) previous = CodeDecode::kAuto;
   }
-  return int4_decode_name(previous);
+  return code_decode_name(previous);
 }
 
 }  // namespace
@@ -233,8 +233,8 @@ TORCH_LIBRARY_FRAGMENT(squeezeprompt, m) {
   m.def("_cpu_isa() -> str", &get_isa);
   m.def("_cpu_isas_available() -> str[]", &available_isas);
   m.def("_set_cpu_isa(str isa) -> str", &set_isa);
-  m.def("_cpu_int4_decode() -> str", &get_int4_decode);
-  m.def("_set_cpu_int4_decode(str mode) -> str", &set_int4_decode);
+  m.def("_cpu_code_decode() -> str", &get_code_decode);
+  m.def("_set_cpu_code_decode(str mode) -> str", &set_code_decode);
 }
 
 }  // namespace cpu

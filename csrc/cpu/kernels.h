@@ -88,16 +88,17 @@ bool isa_supported(Isa isa);
 // Forces an ISA for this process (tests); raises if the CPU lacks it.
 void set_active_isa(Isa isa);
 
-// How the paired int4 kernels (int4_weight_simd.h) turn code lanes into floats: with
-// cvtdq2ps, or by reading each lane as the subnormal float code * 2^-149 against
-// activations scaled by a power of two. kAuto picks the subnormal reading where the CPU
-// runs subnormal inputs at full speed (AMD Zen). SQUEEZEPROMPT_INT4_DECODE=auto|convert|
-// subnormal sets the mode (read once, at first use); the op _set_cpu_int4_decode forces
+// How the paired int4 kernels (int4_weight_simd.h) and the int8 weight-only kernel at
+// M = 1 (int8_weight_simd.h) turn code lanes into floats: with cvtdq2ps, or by reading
+// each lane as the subnormal float code * 2^-149 against activations scaled by a power
+// of two. kAuto picks the subnormal reading where the CPU
+// runs subnormal inputs at full speed (AMD Zen). SQUEEZEPROMPT_CODE_DECODE=auto|convert|
+// subnormal sets the mode (read once, at first use); the op _set_cpu_code_decode forces
 // one (tests).
-enum class Int4Decode : int { kAuto = 0, kConvert = 1, kSubnormal = 2 };
+enum class CodeDecode : int { kAuto = 0, kConvert = 1, kSubnormal = 2 };
 // Whether this thread's calls may read codes as subnormals: the mode allows it and the
 // thread's MXCSR does not treat subnormal inputs as zero.
-bool int4_codes_as_subnormals();
+bool codes_as_subnormals();
 
 }  // namespace cpu
 }  // namespace squeezeprompt

@@ -47,17 +47,17 @@ def isa(request):
     OPS._set_cpu_isa(previous)
 
 
-# The paired int4 paths read code lanes either converted or as subnormal floats against
-# scaled activations (csrc/cpu/int4_weight_simd.h); "auto" picks one per CPU, so both
-# are forced in turn here.
-INT4_DECODES = ("convert", "subnormal")
+# The paired int4 paths and the int8 weight-only path at M = 1 read code lanes either
+# converted or as subnormal floats against scaled activations (csrc/cpu/int4_weight_simd.h,
+# int8_weight_simd.h); "auto" picks one per CPU, so both are forced in turn here.
+CODE_DECODES = ("convert", "subnormal")
 
 
-@pytest.fixture(params=INT4_DECODES)
-def int4_decode(request):
-    previous = OPS._set_cpu_int4_decode(request.param)
+@pytest.fixture(params=CODE_DECODES)
+def code_decode(request):
+    previous = OPS._set_cpu_code_decode(request.param)
     yield request.param
-    OPS._set_cpu_int4_decode(previous)
+    OPS._set_cpu_code_decode(previous)
 
 
 def _bound(x: torch.Tensor, w: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
@@ -88,10 +88,12 @@ def _check_close(got, want, bound):
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("m", ROWS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k,n", [(100, 37), (8, 5), (203, 70)])
-def test_int8_weight_linear(isa, m, dtype, k, n):
+# K = 600 at M = 1: the byte-plane path's groups of 256 columns (the last one partial)
+# and a 24-column tail, with N = 9 leaving a one-row tail after two 4-row tiles.
+@pytest.mark.parametrize("k,n", [(100, 37), (8, 5), (203, 70), (600, 9)])
+def test_int8_weight_linear(isa, code_decode, m, dtype, k, n):
     x = torch.randn(m, k).to(dtype)
-    q = torch.randint(-127, 128, (n, k), dtype=torch.int8)
+    q = torch.randint(-128, 128, (n, k), dtype=torch.int8)
     s = torch.rand(n) + 0.01
     bias = torch.randn(n)
     got = OPS.int8_weight_linear(x, q, s, bias)
@@ -111,7 +113,7 @@ def test_int8_weight_linear(isa, m, dtype, k, n):
     "k,n,group",
     [(96, 37, 32), (160, 70, 160), (48, 9, 8), (60, 5, 6), (2080, 19, 160), (2080, 19, 32)],
 )
-def test_int4_weight_linear(isa, int4_decode, m, dtype, k, n, group):
+def test_int4_weight_linear(isa, code_decode, m, dtype, k, n, group):
     from squeezeprompt.formats import dequantize_int4
 
     x = _activations(m, k, dtype)
@@ -125,7 +127,7 @@ def test_int4_weight_linear(isa, int4_decode, m, dtype, k, n, group):
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("group", [32, 128])
-def test_int4_weight_linear_no_rows(isa, int4_decode, group):
+def test_int4_weight_linear_no_rows(isa, code_decode, group):
     """No activation rows (a [0, K] input) gives a [0, N] output: the paired paths once
     took M = 0 for a small M and read an activation buffer that was never filled."""
     k, n = 256, 5
@@ -148,7 +150,7 @@ def _check_edge_row(got, want, x, w):
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("m", [1, 3])
 @pytest.mark.parametrize("total_exponent", [117, 127])
-def test_int4_weight_linear_large_activations(isa, int4_decode, m, total_exponent):
+def test_int4_weight_linear_large_activations(isa, code_decode, m, total_exponent):
     """The paired SIMD paths (M = 1, and 3 x 4 tiles up to M = 16) sum x * code per group,
     then subtract zero * sum x and scale, when every row's sum |x| is below 2^118. One
     group of 256 columns, codes 15 and zero -15 (the largest partial sums): at sum |x| =
@@ -173,7 +175,7 @@ def test_int4_weight_linear_large_activations(isa, int4_decode, m, total_exponen
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
 @pytest.mark.parametrize("m", [1, 3])
 @pytest.mark.parametrize("normal_columns", [0, 128])
-def test_int4_weight_linear_tiny_activations(isa, int4_decode, m, normal_columns):
+def test_int4_weight_linear_tiny_activations(isa, code_decode, m, normal_columns):
     """The paired paths divide odd columns' activations by 16, which rounds values near
     the bottom of float32's range (x / 16 below 2^-126 keeps fewer bits). With a row of
     activations around 2^-136 (sum |x| under 2^-96) the kernel must take the per-weight
@@ -198,12 +200,82 @@ def test_int4_weight_linear_tiny_activations(isa, int4_decode, m, normal_columns
         _check_close(got, want, _bound(x, w, x.dtype))
 
 
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("exponent", [-136, 120])
+def test_int8_weight_linear_extreme_activations(isa, code_decode, exponent):
+    """The byte-plane path (M = 1) scales the activations by a power of two chosen from
+    sum |x|, within the same bounds as the paired int4 paths (2^-96 <= sum |x| < 2^118).
+    A row around 2^-136 (products near float32's subnormal range) must take the
+    per-weight path and match the reference to rtol 1e-5; so must a row with sum |x|
+    about 2^120, where every path's sums x * code still stay below float max."""
+    k, n = 256, 6
+    x = torch.full((1, k), 2.0 ** (exponent - 8)) * (torch.rand(1, k) + 0.5)
+    q = torch.randint(-128, 128, (n, k), dtype=torch.int8)
+    s = torch.full((n,), 2.0**-20 if exponent > 0 else 2.0**20)
+    want = int8_weight_linear_ref(x, q, s, None)
+    assert want.isfinite().all()
+    torch.testing.assert_close(OPS.int8_weight_linear(x, q, s, None), want, rtol=1e-5, atol=0)
+
+
+def _int8_in_mode(decode, *args):
+    previous = OPS._set_cpu_code_decode(decode)
+    try:
+        return OPS.int8_weight_linear(*args)
+    finally:
+        OPS._set_cpu_code_decode(previous)
+
+
+@pytest.mark.parametrize("isa", [p for p in ISAS if p.values[0] != "scalar"], indirect=True)
+def test_int8_subnormal_decode_is_taken(isa):
+    """Shows the byte-plane path runs at M = 1 in subnormal mode (the other tests would
+    pass if it never did): it sums in another order than the converting tiles and
+    subtracts 128 * sum x per group, so on random data its result differs from theirs
+    in the last bits while both stay within the usual bound. At M = 2 the mode changes
+    nothing."""
+    k, n = 512, 13
+    x = torch.randn(1, k)
+    q = torch.randint(-128, 128, (n, k), dtype=torch.int8)
+    s = torch.rand(n) + 0.01
+    converted = _int8_in_mode("convert", x, q, s, None)
+    subnormal = _int8_in_mode("subnormal", x, q, s, None)
+    assert not torch.equal(subnormal, converted)
+    bound = _bound(x, q.float() * s[:, None], x.dtype)
+    _check_close(subnormal, int8_weight_linear_ref(x, q, s, None), bound)
+    x2 = torch.randn(2, k)
+    assert torch.equal(
+        _int8_in_mode("convert", x2, q, s, None), _int8_in_mode("subnormal", x2, q, s, None)
+    )
+
+
+@pytest.mark.parametrize("isa", [p for p in ISAS if p.values[0] != "scalar"], indirect=True)
+def test_int8_subnormal_decode_with_flush_denormal(isa):
+    """With denormals-are-zero set every code would read as 0 on the byte-plane path (the
+    result would be -128 * sum x * scale), so the kernel must convert instead."""
+    k, n = 512, 7
+    x = torch.randn(1, k)
+    q = torch.randint(-128, 128, (n, k), dtype=torch.int8)
+    s = torch.rand(n) + 0.01
+    threads = torch.get_num_threads()
+    previous = OPS._set_cpu_code_decode("subnormal")
+    try:
+        torch.set_num_threads(1)
+        if not torch.set_flush_denormal(True):
+            pytest.skip("this CPU cannot flush denormals")
+        got = OPS.int8_weight_linear(x, q, s, None)
+    finally:
+        torch.set_flush_denormal(False)  # torch's default; it offers no way to read it
+        torch.set_num_threads(threads)
+        OPS._set_cpu_code_decode(previous)
+    bound = _bound(x, q.float() * s[:, None], x.dtype)
+    _check_close(got, int8_weight_linear_ref(x, q, s, None), bound)
+
+
 def _int4_in_mode(decode, *args):
-    previous = OPS._set_cpu_int4_decode(decode)
+    previous = OPS._set_cpu_code_decode(decode)
     try:
         return OPS.int4_weight_linear(*args)
     finally:
-        OPS._set_cpu_int4_decode(previous)
+        OPS._set_cpu_code_decode(previous)
 
 
 @pytest.mark.parametrize("isa", [p for p in ISAS if p.values[0] != "scalar"], indirect=True)
@@ -263,7 +335,7 @@ def test_int4_subnormal_decode_with_flush_denormal(isa, m):
     z = torch.rand(n, k // group) * 15
     want = int4_weight_linear_ref(x, q, s, z, group)
     threads = torch.get_num_threads()
-    previous = OPS._set_cpu_int4_decode("subnormal")
+    previous = OPS._set_cpu_code_decode("subnormal")
     try:
         torch.set_num_threads(1)
         if not torch.set_flush_denormal(True):
@@ -272,37 +344,37 @@ def test_int4_subnormal_decode_with_flush_denormal(isa, m):
     finally:
         torch.set_flush_denormal(False)  # torch's default; it offers no way to read it
         torch.set_num_threads(threads)
-        OPS._set_cpu_int4_decode(previous)
+        OPS._set_cpu_code_decode(previous)
     _check_close(got, want, _bound(x, dequantize_int4(q, s, z, group), x.dtype))
 
 
-def test_int4_decode_mode_names():
+def test_code_decode_mode_names():
     """The internal switch takes exactly the three mode names and returns the previous
     one, so tests can restore it."""
-    previous = OPS._set_cpu_int4_decode("convert")
+    previous = OPS._set_cpu_code_decode("convert")
     try:
-        assert OPS._set_cpu_int4_decode("subnormal") == "convert"
+        assert OPS._set_cpu_code_decode("subnormal") == "convert"
         with pytest.raises(RuntimeError, match="auto, convert, subnormal, got 'fast'"):
-            OPS._set_cpu_int4_decode("fast")
-        assert OPS._cpu_int4_decode() == "subnormal"
-        assert OPS._set_cpu_int4_decode("auto") == "subnormal"
+            OPS._set_cpu_code_decode("fast")
+        assert OPS._cpu_code_decode() == "subnormal"
+        assert OPS._set_cpu_code_decode("auto") == "subnormal"
     finally:
-        OPS._set_cpu_int4_decode(previous)
+        OPS._set_cpu_code_decode(previous)
 
 
-def test_int4_decode_env_var():
-    code = "import squeezeprompt, torch; print(torch.ops.squeezeprompt._cpu_int4_decode())"
-    env = {"SQUEEZEPROMPT_INT4_DECODE": "convert", "PATH": ""}
+def test_code_decode_env_var():
+    code = "import squeezeprompt, torch; print(torch.ops.squeezeprompt._cpu_code_decode())"
+    env = {"SQUEEZEPROMPT_CODE_DECODE": "convert", "PATH": ""}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "convert", out.stderr
-    env["SQUEEZEPROMPT_INT4_DECODE"] = "fast"
+    env["SQUEEZEPROMPT_CODE_DECODE"] = "fast"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode != 0
     assert "must be one of auto, convert, subnormal, got 'fast'" in out.stderr
     # Forcing a mode still works under a bad value, which counts as "auto".
     code = (
         "import squeezeprompt, torch; "
-        "print(torch.ops.squeezeprompt._set_cpu_int4_decode('convert'))"
+        "print(torch.ops.squeezeprompt._set_cpu_code_decode('convert'))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "auto", out.stderr
