@@ -43,11 +43,12 @@ def time_interleaved(
     min_rounds: int = 5,
     max_rounds: int = 41,
     budget_s: float = 3.0,
-    before_each: Callable[[], object] | None = None,
+    before_each: Callable[[str], object] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Median, min and IQR (seconds) of each callable, measured in interleaved rounds.
 
-    ``before_each`` runs, untimed, before every timed call (e.g. :func:`evict_caches`).
+    ``before_each(name)`` runs, untimed, before every timed call of the callable ``name``
+    (e.g. one that calls :func:`evict_caches`).
 
     Example:
         >>> r = time_interleaved({"noop": lambda: None}, min_rounds=3, max_rounds=3)
@@ -69,7 +70,7 @@ def time_interleaved(
         for name in names:
             fn = fns[name]
             if before_each is not None:
-                before_each()
+                before_each(name)
             t0 = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - t0)
