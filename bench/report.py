@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {
         "machine": {
             "isa": torch.ops.squeezeprompt._cpu_isa(),
+            "code_decode": torch.ops.squeezeprompt._cpu_code_decode(),
             "torch": torch.__version__,
             "cpu": platform.processor() or platform.machine(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -10,6 +10,16 @@ from bench.cases import Case, Kind  # noqa: E402
 from bench.timing import time_interleaved  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    """run_case sets torch's thread count for its case; later tests expect theirs back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_before_each_gets_the_contender_name():
     seen: list[str] = []
     calls: list[str] = []

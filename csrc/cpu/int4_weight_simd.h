@@ -143,7 +143,7 @@ inline __m256 code_lanes(__m256i lanes) {
 }
 
 // Reading the code lanes as subnormals saves both conversions: lane value c is the float
-// c * 2^-149, exact, and an FMA takes it at full speed on AMD's Zen cores (int4_codes_as_
+// c * 2^-149, exact, and an FMA takes it at full speed on AMD's Zen cores (codes_as_
 // subnormals). Each activation row is scaled by 2^s, s = 125 - e for sum |x| < 2^e, so
 // its paired values stay below 2^126 and a product x 2^s c 2^-149 is a normal float for
 // every |x| above 2^-101 sum |x|. The group sums of x are scaled by 2^(s - 149) to match

@@ -90,8 +90,8 @@ void set_active_isa(Isa isa);
 
 // How the paired int4 kernels (int4_weight_simd.h) and the int8 weight-only kernel at
 // M = 1 (int8_weight_simd.h) turn code lanes into floats: with cvtdq2ps, or by reading
-// each lane as the subnormal float code * 2^-149 against activations scaled by a power
-// of two. kAuto picks the subnormal reading where the CPU
+// each lane as a subnormal float (int4: code * 2^-149; int8: (code + 128) * 2^(8b - 149)
+// for byte b of the lane) against activations scaled by powers of two. kAuto picks the subnormal reading where the CPU
 // runs subnormal inputs at full speed (AMD Zen). SQUEEZEPROMPT_CODE_DECODE=auto|convert|
 // subnormal sets the mode (read once, at first use); the op _set_cpu_code_decode forces
 // one (tests).

@@ -217,6 +217,50 @@ def test_int8_weight_linear_extreme_activations(isa, code_decode, exponent):
     torch.testing.assert_close(OPS.int8_weight_linear(x, q, s, None), want, rtol=1e-5, atol=0)
 
 
+def _offset_bound(x, q, s):
+    """The byte-plane path sums x * (code + 128) and subtracts 128 * sum x per group, so
+    its rounding scales with |code| + 128 (csrc/cpu/int8_weight_simd.h)."""
+    return _bound(x, (q.float().abs() + 128) * s[:, None], x.dtype)
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+def test_int8_weight_linear_real_codes_and_zero_row(isa, code_decode):
+    """Codes spread like per-channel quantized weights (normal, standard deviation 30),
+    one all-zero row and one row of small codes: the converting kernel stays within the
+    usual bound and gives exactly 0 for the zero row; the byte-plane path stays within
+    the offset bound, its zero row tiny against it."""
+    k, n = 1024, 11
+    x = torch.randn(1, k)
+    q = (torch.randn(n, k) * 30).round().clamp(-128, 127).to(torch.int8)
+    q[3] = 0
+    q[7] = torch.randint(-2, 3, (k,), dtype=torch.int8)
+    s = torch.rand(n) + 0.01
+    got = OPS.int8_weight_linear(x, q, s, None)
+    want = int8_weight_linear_ref(x, q, s, None)
+    if code_decode == "convert":
+        assert got[0, 3] == 0
+        _check_close(got, want, _bound(x, q.float() * s[:, None], x.dtype))
+    else:
+        _check_close(got, want, _offset_bound(x, q, s))
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+@pytest.mark.parametrize("sum_abs_x", [1.1 * 2.0**-96, 0.9 * 2.0**118])
+def test_int8_weight_linear_scaling_extremes(isa, code_decode, sum_abs_x):
+    """Rows just inside the byte-plane path's bounds on sum |x| (2^-96 and 2^118), where
+    the activations' power-of-two scaling is at its largest (2^220) and smallest (2^7):
+    results within the offset bound, and finite."""
+    k, n = 512, 9
+    x = torch.rand(1, k) + 0.5
+    x = x * (sum_abs_x / x.abs().sum())
+    q = torch.randint(-128, 128, (n, k), dtype=torch.int8)
+    s = torch.full((n,), 2.0**-20 if sum_abs_x > 1 else 2.0**20)
+    got = OPS.int8_weight_linear(x, q, s, None)
+    want = int8_weight_linear_ref(x, q, s, None)
+    assert got.isfinite().all()
+    _check_close(got, want, _offset_bound(x, q, s))
+
+
 def _int8_in_mode(decode, *args):
     previous = OPS._set_cpu_code_decode(decode)
     try:
@@ -230,7 +274,7 @@ def test_int8_subnormal_decode_is_taken(isa):
     """Shows the byte-plane path runs at M = 1 in subnormal mode (the other tests would
     pass if it never did): it sums in another order than the converting tiles and
     subtracts 128 * sum x per group, so on random data its result differs from theirs
-    in the last bits while both stay within the usual bound. At M = 2 the mode changes
+    in the last bits while staying within its bound. At M = 2 the mode changes
     nothing."""
     k, n = 512, 13
     x = torch.randn(1, k)
@@ -239,8 +283,7 @@ def test_int8_subnormal_decode_is_taken(isa):
     converted = _int8_in_mode("convert", x, q, s, None)
     subnormal = _int8_in_mode("subnormal", x, q, s, None)
     assert not torch.equal(subnormal, converted)
-    bound = _bound(x, q.float() * s[:, None], x.dtype)
-    _check_close(subnormal, int8_weight_linear_ref(x, q, s, None), bound)
+    _check_close(subnormal, int8_weight_linear_ref(x, q, s, None), _offset_bound(x, q, s))
     x2 = torch.randn(2, k)
     assert torch.equal(
         _int8_in_mode("convert", x2, q, s, None), _int8_in_mode("subnormal", x2, q, s, None)
