@@ -217,6 +217,32 @@ def test_int8_weight_linear_extreme_activations(isa, code_decode, exponent):
     torch.testing.assert_close(OPS.int8_weight_linear(x, q, s, None), want, rtol=1e-5, atol=0)
 
 
+def _in_mode(decode, op, *args):
+    """op(*args) with the code decode mode forced, then restored."""
+    previous = OPS._set_cpu_code_decode(decode)
+    try:
+        return op(*args)
+    finally:
+        OPS._set_cpu_code_decode(previous)
+
+
+def _subnormal_under_flush_denormal(op, *args):
+    """op(*args) in subnormal mode with denormals-are-zero set (torch.set_flush_denormal),
+    on one thread, so the kernel runs on the thread whose floating-point mode was
+    changed; everything is restored after. Skips where the CPU cannot flush denormals."""
+    threads = torch.get_num_threads()
+    previous = OPS._set_cpu_code_decode("subnormal")
+    try:
+        torch.set_num_threads(1)
+        if not torch.set_flush_denormal(True):
+            pytest.skip("this CPU cannot flush denormals")
+        return op(*args)
+    finally:
+        torch.set_flush_denormal(False)  # torch's default; it offers no way to read it
+        torch.set_num_threads(threads)
+        OPS._set_cpu_code_decode(previous)
+
+
 def _offset_bound(x, q, s):
     """The byte-plane path sums x * (code + 128) and subtracts 128 * sum x per group, so
     its rounding scales with |code| + 128 (csrc/cpu/int8_weight_simd.h)."""
@@ -261,14 +287,6 @@ def test_int8_weight_linear_scaling_extremes(isa, code_decode, sum_abs_x):
     _check_close(got, want, _offset_bound(x, q, s))
 
 
-def _int8_in_mode(decode, *args):
-    previous = OPS._set_cpu_code_decode(decode)
-    try:
-        return OPS.int8_weight_linear(*args)
-    finally:
-        OPS._set_cpu_code_decode(previous)
-
-
 @pytest.mark.parametrize("isa", [p for p in ISAS if p.values[0] != "scalar"], indirect=True)
 def test_int8_subnormal_decode_is_taken(isa):
     """Shows the byte-plane path runs at M = 1 in subnormal mode (the other tests would
@@ -280,13 +298,14 @@ def test_int8_subnormal_decode_is_taken(isa):
     x = torch.randn(1, k)
     q = torch.randint(-128, 128, (n, k), dtype=torch.int8)
     s = torch.rand(n) + 0.01
-    converted = _int8_in_mode("convert", x, q, s, None)
-    subnormal = _int8_in_mode("subnormal", x, q, s, None)
+    converted = _in_mode("convert", OPS.int8_weight_linear, x, q, s, None)
+    subnormal = _in_mode("subnormal", OPS.int8_weight_linear, x, q, s, None)
     assert not torch.equal(subnormal, converted)
     _check_close(subnormal, int8_weight_linear_ref(x, q, s, None), _offset_bound(x, q, s))
     x2 = torch.randn(2, k)
     assert torch.equal(
-        _int8_in_mode("convert", x2, q, s, None), _int8_in_mode("subnormal", x2, q, s, None)
+        _in_mode("convert", OPS.int8_weight_linear, x2, q, s, None),
+        _in_mode("subnormal", OPS.int8_weight_linear, x2, q, s, None),
     )
 
 
@@ -298,27 +317,9 @@ def test_int8_subnormal_decode_with_flush_denormal(isa):
     x = torch.randn(1, k)
     q = torch.randint(-128, 128, (n, k), dtype=torch.int8)
     s = torch.rand(n) + 0.01
-    threads = torch.get_num_threads()
-    previous = OPS._set_cpu_code_decode("subnormal")
-    try:
-        torch.set_num_threads(1)
-        if not torch.set_flush_denormal(True):
-            pytest.skip("this CPU cannot flush denormals")
-        got = OPS.int8_weight_linear(x, q, s, None)
-    finally:
-        torch.set_flush_denormal(False)  # torch's default; it offers no way to read it
-        torch.set_num_threads(threads)
-        OPS._set_cpu_code_decode(previous)
+    got = _subnormal_under_flush_denormal(OPS.int8_weight_linear, x, q, s, None)
     bound = _bound(x, q.float() * s[:, None], x.dtype)
     _check_close(got, int8_weight_linear_ref(x, q, s, None), bound)
-
-
-def _int4_in_mode(decode, *args):
-    previous = OPS._set_cpu_code_decode(decode)
-    try:
-        return OPS.int4_weight_linear(*args)
-    finally:
-        OPS._set_cpu_code_decode(previous)
 
 
 @pytest.mark.parametrize("isa", [p for p in ISAS if p.values[0] != "scalar"], indirect=True)
@@ -334,8 +335,10 @@ def test_int4_subnormal_decode_matches_convert(isa, m, group):
     q = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8)
     s = torch.rand(n, k // group) + 0.01
     z = torch.rand(n, k // group) * 15
-    converted = _int4_in_mode("convert", x, q, s, z, group, None)
-    assert torch.equal(converted, _int4_in_mode("subnormal", x, q, s, z, group, None))
+    converted = _in_mode("convert", OPS.int4_weight_linear, x, q, s, z, group, None)
+    assert torch.equal(
+        converted, _in_mode("subnormal", OPS.int4_weight_linear, x, q, s, z, group, None)
+    )
 
 
 @pytest.mark.parametrize("isa", [p for p in ISAS if p.values[0] != "scalar"], indirect=True)
@@ -356,8 +359,8 @@ def test_int4_subnormal_decode_is_taken(isa, m):
     s = torch.ones(n, k // group)
     z = torch.zeros(n, k // group)
     want = int4_weight_linear_ref(x, q, s, z, group)
-    converted = _int4_in_mode("convert", x, q, s, z, group, None)
-    subnormal = _int4_in_mode("subnormal", x, q, s, z, group, None)
+    converted = _in_mode("convert", OPS.int4_weight_linear, x, q, s, z, group, None)
+    subnormal = _in_mode("subnormal", OPS.int4_weight_linear, x, q, s, z, group, None)
     torch.testing.assert_close(converted[-1], want[-1], rtol=1e-5, atol=0)
     assert not torch.equal(subnormal[-1], converted[-1])
     assert (subnormal[-1] - converted[-1]).abs().max() <= 32 * 2.0 ** (26 - 125)
@@ -377,17 +380,7 @@ def test_int4_subnormal_decode_with_flush_denormal(isa, m):
     s = torch.rand(n, k // group) + 0.01
     z = torch.rand(n, k // group) * 15
     want = int4_weight_linear_ref(x, q, s, z, group)
-    threads = torch.get_num_threads()
-    previous = OPS._set_cpu_code_decode("subnormal")
-    try:
-        torch.set_num_threads(1)
-        if not torch.set_flush_denormal(True):
-            pytest.skip("this CPU cannot flush denormals")
-        got = OPS.int4_weight_linear(x, q, s, z, group, None)
-    finally:
-        torch.set_flush_denormal(False)  # torch's default; it offers no way to read it
-        torch.set_num_threads(threads)
-        OPS._set_cpu_code_decode(previous)
+    got = _subnormal_under_flush_denormal(OPS.int4_weight_linear, x, q, s, z, group, None)
     _check_close(got, want, _bound(x, dequantize_int4(q, s, z, group), x.dtype))
 
 
