@@ -398,21 +398,22 @@ def test_code_decode_mode_names():
         OPS._set_cpu_code_decode(previous)
 
 
+def _op_in_subprocess(op: str, env_var: str, value: str):
+    """Prints torch.ops.squeezeprompt.<op> in a fresh interpreter with only ``env_var``
+    set (to ``value``), so a variable read once per process is read again."""
+    code = f"import squeezeprompt, torch; print(torch.ops.squeezeprompt.{op})"
+    env = {env_var: value, "PATH": ""}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
 def test_code_decode_env_var():
-    code = "import squeezeprompt, torch; print(torch.ops.squeezeprompt._cpu_code_decode())"
-    env = {"SQUEEZEPROMPT_CODE_DECODE": "convert", "PATH": ""}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    out = _op_in_subprocess("_cpu_code_decode()", "SQUEEZEPROMPT_CODE_DECODE", "convert")
     assert out.stdout.strip() == "convert", out.stderr
-    env["SQUEEZEPROMPT_CODE_DECODE"] = "fast"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    out = _op_in_subprocess("_cpu_code_decode()", "SQUEEZEPROMPT_CODE_DECODE", "fast")
     assert out.returncode != 0
     assert "must be one of auto, convert, subnormal, got 'fast'" in out.stderr
     # Forcing a mode still works under a bad value, which counts as "auto".
-    code = (
-        "import squeezeprompt, torch; "
-        "print(torch.ops.squeezeprompt._set_cpu_code_decode('convert'))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    out = _op_in_subprocess("_set_cpu_code_decode('convert')", "SQUEEZEPROMPT_CODE_DECODE", "fast")
     assert out.stdout.strip() == "auto", out.stderr
 
 
@@ -541,12 +542,9 @@ def test_fake_quantize_forward_backward(isa, dtype, shape, group):
 
 
 def test_env_var_forces_path_and_rejects_unknown():
-    code = "import squeezeprompt, torch; print(torch.ops.squeezeprompt._cpu_isa())"
-    env = {"SQUEEZEPROMPT_CPU_ISA": "scalar", "PATH": ""}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    out = _op_in_subprocess("_cpu_isa()", "SQUEEZEPROMPT_CPU_ISA", "scalar")
     assert out.stdout.strip() == "scalar", out.stderr
-    env["SQUEEZEPROMPT_CPU_ISA"] = "sse9"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    out = _op_in_subprocess("_cpu_isa()", "SQUEEZEPROMPT_CPU_ISA", "sse9")
     assert out.returncode != 0
     assert "must be one of scalar, avx2, avx512, got 'sse9'" in out.stderr
 
