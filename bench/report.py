@@ -136,9 +136,16 @@ def run_case(case: Case, threads: int, bandwidth: float, gemm_gflops: float) -> 
     return row
 
 
+def _decode(results: dict) -> str:
+    """How the int4 and int8 decode kernels read codes in this run."""
+    machine = results["machine"]
+    how = "as subnormals" if machine.get("codes_as_subnormals") else "converted"
+    return f"codes {how} (SQUEEZEPROMPT_CODE_DECODE={machine.get('code_decode', 'auto')})"
+
+
 def markdown(results: dict) -> str:
     lines = [
-        f"# squeezeprompt CPU kernels ({results['machine']['isa']}, "
+        f"# squeezeprompt CPU kernels ({results['machine']['isa']}, {_decode(results)}, "
         f"torch {results['machine']['torch']})",
         "",
         "Medians over interleaved rounds on a shared machine; absolute times are noisy, ratios "
@@ -231,6 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {
             "isa": torch.ops.squeezeprompt._cpu_isa(),
             "code_decode": torch.ops.squeezeprompt._cpu_code_decode(),
+            "codes_as_subnormals": torch.ops.squeezeprompt._cpu_codes_as_subnormals(),
             "torch": torch.__version__,
             "cpu": platform.processor() or platform.machine(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -235,6 +235,9 @@ TORCH_LIBRARY_FRAGMENT(squeezeprompt, m) {
   m.def("_set_cpu_isa(str isa) -> str", &set_isa);
   m.def("_cpu_code_decode() -> str", &get_code_decode);
   m.def("_set_cpu_code_decode(str mode) -> str", &set_code_decode);
+  // What the mode means on this CPU and thread now ("auto" resolved, the
+  // denormals-are-zero fallback applied): for benchmark reports.
+  m.def("_cpu_codes_as_subnormals() -> bool", &codes_as_subnormals);
 }
 
 }  // namespace cpu

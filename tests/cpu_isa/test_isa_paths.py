@@ -398,6 +398,23 @@ def test_code_decode_mode_names():
         OPS._set_cpu_code_decode(previous)
 
 
+def test_codes_as_subnormals_reports_the_effective_choice():
+    """The forced modes decide it; under denormals-are-zero it is off even when forced,
+    as the kernels fall back to converting there."""
+    previous = OPS._set_cpu_code_decode("subnormal")
+    try:
+        assert OPS._cpu_codes_as_subnormals() is True
+        torch.set_flush_denormal(True)
+        try:
+            assert OPS._cpu_codes_as_subnormals() is False
+        finally:
+            torch.set_flush_denormal(False)
+        OPS._set_cpu_code_decode("convert")
+        assert OPS._cpu_codes_as_subnormals() is False
+    finally:
+        OPS._set_cpu_code_decode(previous)
+
+
 def _op_in_subprocess(op: str, env_var: str, value: str):
     """Prints torch.ops.squeezeprompt.<op> in a fresh interpreter with only ``env_var``
     set (to ``value``), so a variable read once per process is read again."""
