@@ -305,7 +305,7 @@ inline Sparse24SwappedX sparse24_swap_groups(const float* x, int64_t M, int64_t 
   static thread_local std::vector<Floats8> buffer;
   const int64_t width = K & ~int64_t{15};
   buffer.resize(static_cast<size_t>(M * width / 8));
-  float* out = buffer.data()->v;
+  float* out = reinterpret_cast<float*>(buffer.data());  // null when K < 16: not read
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t k = 0; k < width; k += 16) {
       const __m256 a = _mm256_loadu_ps(x + m * K + k), b = _mm256_loadu_ps(x + m * K + k + 8);

@@ -477,8 +477,8 @@ def test_int4_dynamic_linear(isa, m, dtype, k, n, group):
 @pytest.mark.parametrize("m", ROWS)
 @pytest.mark.parametrize("vdtype", (torch.float32, torch.bfloat16, torch.float16, torch.int8))
 # 16-column steps: 6 with a 1-group tail, 4 with a 1-group tail, 12, 7 (a lone last
-# step) and 7 with a 2-group tail.
-@pytest.mark.parametrize("k,n", [(100, 37), (68, 5), (192, 70), (112, 9), (120, 11)])
+# step), 7 with a 2-group tail, and none (3 groups, all tail).
+@pytest.mark.parametrize("k,n", [(100, 37), (68, 5), (192, 70), (112, 9), (120, 11), (12, 3)])
 def test_sparse24_linear(isa, m, vdtype, k, n):
     from squeezeprompt.formats import sparse24_unpack
 
