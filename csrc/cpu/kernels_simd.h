@@ -316,8 +316,8 @@ inline Sparse24SwappedX sparse24_swap_groups(const float* x, int64_t M, int64_t 
   return {out, width};
 }
 
-// Step s (16 columns) of every row in the tile into acc: v its 8 kept values, ctrl
-// the permute control from its metadata.
+// The 16-column step at column k, for every activation row of the tile, into acc: v
+// holds the step's 8 kept values, ctrl the permute control from its metadata.
 template <int MR>
 inline void sparse24_step(const Sparse24SwappedX& xs, int64_t m0, int64_t k, __m256i ctrl,
                           __m256 v, __m256* acc) {
@@ -364,9 +364,8 @@ void sparse24_tile(const Sparse24SwappedX& xs, const float* x, int64_t K, const 
 }
 
 template <typename T>
-void sparse24_rows_of(const float* x, int64_t M, int64_t K, const T* values,
-                         const uint8_t* meta, const float* scales, int64_t n0, int64_t n1,
-                         int64_t N, float* out) {
+void sparse24_rows_of(const float* x, int64_t M, int64_t K, const T* values, const uint8_t* meta,
+                      const float* scales, int64_t n0, int64_t n1, int64_t N, float* out) {
   const int64_t mb = scalar::sparse24_meta_bytes(K);
   const Sparse24SwappedX xs = sparse24_swap_groups(x, M, K);
   for (int64_t n = n0; n < n1; ++n) {
