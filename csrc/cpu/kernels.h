@@ -1,9 +1,9 @@
 // The table of per-ISA CPU kernels and the runtime dispatcher that picks one.
 //
 // Kernels are pure functions on raw pointers: no checks, no threads, and no
-// allocation beyond per-thread scratch buffers kept between calls (the int4 kernels'
-// repacked activations: pack_activation_chunks in kernels_simd.h, pair_activations in
-// int4_weight_simd.h). The op files
+// allocation beyond per-thread scratch buffers kept between calls (activations laid out
+// for a kernel: pack_activation_chunks and sparse24_swap_groups in kernels_simd.h,
+// pair_activations in int4_weight_simd.h, int8_planes in int8_weight_simd.h). The op files
 // (weight_only_linear.cpp, ...) validate inputs, split the output channels across
 // torch's thread pool with at::parallel_for, and call the active table, so
 // torch.set_num_threads governs every kernel. Each ISA has its own translation unit

@@ -278,23 +278,23 @@ inline __m256 load8(const scalar::HalfBits* v) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)));
 }
 
-// The kept activations of a 16-column step (4 groups) are gathered with in-lane
-// permutes (vpermilps), so each group must sit in the 128-bit lane its values take:
-// values 0-3 (groups 0 and 1) in the low lane, 4-7 (groups 2 and 3) in the high one.
-// The activations are laid out once per call with the groups of each step in the order
-// 0, 2, 1, 3: the step's first 8 floats hold groups 0 | 2, the next 8 groups 1 | 3.
-// Then permute(first) gives the kept x of groups 0 and 2 in value lanes {0, 1, 4, 5},
-// permute(second) those of groups 1 and 3 in lanes {2, 3, 6, 7}, and one blend joins
-// them. vpermilps reads the low 2 bits of each control lane, and value lane e's index
-// sits at bit 2e of the step's 16 metadata bits (csrc/formats.h), so the control is
-// those bits shifted per lane: no table. Against the table of vpermps indices this
-// replaced (two metadata byte and two table loads, cross-lane permutes, one chain at
-// M = 1), one Zen 3 core, int8 values, bf16 activations, medians: 4096 x 4096 at M = 1
-// 1.82 -> 1.57 ms in cache and 2.1-3.0 -> 1.2-1.6 ms read from DRAM (0.42-0.57x ->
-// 0.82-0.91x our dense int8 kernel, interleaved); M = 8 11.1 -> 7.8 ms; 1536 x 576 at
-// M = 1 100 -> 68 us, M = 8 594 -> 314 us. A software prefetch along the values
-// (4 or 16 KiB ahead) made the DRAM case slower: rows are read one at a time, a
-// linear stream the hardware prefetcher follows.
+// The kept activations of a 16-column step (4 groups) are gathered with in-lane permutes
+// (vpermilps), so each group must sit in the 128-bit lane its values take: values 0-3
+// (groups 0 and 1) in the low lane, 4-7 (groups 2 and 3) in the high one. The
+// activations are laid out once per call of sparse24_rows (once per thread's share of
+// the output channels) with the groups of each step in the order 0, 2, 1, 3: the step's
+// first 8 floats hold groups 0 | 2, the next 8 groups 1 | 3. Then permute(first) gives
+// the kept x of groups 0 and 2 in value lanes {0, 1, 4, 5}, permute(second) those of
+// groups 1 and 3 in lanes {2, 3, 6, 7}, and one blend joins them. vpermilps reads the
+// low 2 bits of each control lane, and value lane e's index sits at bit 2e of the step's
+// 16 metadata bits (csrc/formats.h), so the control is those bits shifted per lane: no
+// table. Against the table of vpermps indices this replaced (two metadata byte and two
+// table loads, cross-lane permutes, one chain at M = 1), one Zen 3 core, int8 values,
+// bf16 activations, medians: 4096 x 4096 at M = 1 1.82 -> 1.57 ms in cache and 2.1-3.0
+// -> 1.2-1.6 ms read from DRAM (0.42-0.57x -> 0.82-0.91x our dense int8 kernel,
+// interleaved); M = 8 11.1 -> 7.8 ms; 1536 x 576 at M = 1 100 -> 68 us, M = 8 594 -> 314
+// us. A software prefetch along the values (4 or 16 KiB ahead) made the DRAM case
+// slower: rows are read one at a time, a linear stream the hardware prefetcher follows.
 struct Sparse24SwappedX {
   const float* data;
   int64_t width;  // columns per row: K rounded down to whole steps
@@ -305,7 +305,8 @@ inline Sparse24SwappedX sparse24_swap_groups(const float* x, int64_t M, int64_t 
   static thread_local std::vector<Floats8> buffer;
   const int64_t width = K & ~int64_t{15};
   buffer.resize(static_cast<size_t>(M * width / 8));
-  float* out = reinterpret_cast<float*>(buffer.data());  // null when K < 16: not read
+  // Empty when K < 16 (data() may then be null): no step reads it.
+  float* out = reinterpret_cast<float*>(buffer.data());
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t k = 0; k < width; k += 16) {
       const __m256 a = _mm256_loadu_ps(x + m * K + k), b = _mm256_loadu_ps(x + m * K + k + 8);
@@ -382,17 +383,17 @@ void sparse24_rows(const float* x, int64_t M, int64_t K, const void* values, Val
                    float* out) {
   switch (vt) {
     case ValueType::kFloat:
-      return sparse24_rows_of(x, M, K, static_cast<const float*>(values), meta, scales, n0, n1,
-                                 N, out);
+      return sparse24_rows_of(x, M, K, static_cast<const float*>(values), meta, scales, n0, n1, N,
+                              out);
     case ValueType::kBFloat16:
       return sparse24_rows_of(x, M, K, static_cast<const scalar::BFloat16Bits*>(values), meta,
-                                 scales, n0, n1, N, out);
+                              scales, n0, n1, N, out);
     case ValueType::kHalf:
-      return sparse24_rows_of(x, M, K, static_cast<const scalar::HalfBits*>(values), meta,
-                                 scales, n0, n1, N, out);
+      return sparse24_rows_of(x, M, K, static_cast<const scalar::HalfBits*>(values), meta, scales,
+                              n0, n1, N, out);
     case ValueType::kInt8:
-      return sparse24_rows_of(x, M, K, static_cast<const int8_t*>(values), meta, scales, n0,
-                                 n1, N, out);
+      return sparse24_rows_of(x, M, K, static_cast<const int8_t*>(values), meta, scales, n0, n1, N,
+                              out);
   }
 }
 

@@ -474,11 +474,16 @@ def test_int4_dynamic_linear(isa, m, dtype, k, n, group):
 
 
 @pytest.mark.parametrize("isa", ISAS, indirect=True)
-@pytest.mark.parametrize("m", ROWS)
+# The kernel takes up to 16 rows (17 goes to BLAS) in tiles of 4: 2, 6 and 16 add the
+# 2-row tile, a 4 + 2 split and the largest call.
+@pytest.mark.parametrize("m", (*ROWS, 2, 6, 16))
 @pytest.mark.parametrize("vdtype", (torch.float32, torch.bfloat16, torch.float16, torch.int8))
 # 16-column steps: 6 with a 1-group tail, 4 with a 1-group tail, 12, 7 (a lone last
-# step), 7 with a 2-group tail, and none (3 groups, all tail).
-@pytest.mark.parametrize("k,n", [(100, 37), (68, 5), (192, 70), (112, 9), (120, 11), (12, 3)])
+# step), 7 with a 2-group tail, none (3 groups, all tail), one lone step and one with a
+# 1-group tail.
+@pytest.mark.parametrize(
+    "k,n", [(100, 37), (68, 5), (192, 70), (112, 9), (120, 11), (12, 3), (16, 4), (20, 6)]
+)
 def test_sparse24_linear(isa, m, vdtype, k, n):
     from squeezeprompt.formats import sparse24_unpack
 
