@@ -281,20 +281,21 @@ inline __m256 load8(const scalar::HalfBits* v) {
 // The kept activations of a 16-column step (4 groups) are gathered with in-lane permutes
 // (vpermilps), so each group must sit in the 128-bit lane its values take: values 0-3
 // (groups 0 and 1) in the low lane, 4-7 (groups 2 and 3) in the high one. The
-// activations are laid out once per call of sparse24_rows (once per thread's share of
-// the output channels) with the groups of each step in the order 0, 2, 1, 3: the step's
-// first 8 floats hold groups 0 | 2, the next 8 groups 1 | 3. Then permute(first) gives
-// the kept x of groups 0 and 2 in value lanes {0, 1, 4, 5}, permute(second) those of
-// groups 1 and 3 in lanes {2, 3, 6, 7}, and one blend joins them. vpermilps reads the
-// low 2 bits of each control lane, and value lane e's index sits at bit 2e of the step's
-// 16 metadata bits (csrc/formats.h), so the control is those bits shifted per lane: no
-// table. Against the table of vpermps indices this replaced (two metadata byte and two
-// table loads, cross-lane permutes, one chain at M = 1), one Zen 3 core, int8 values,
-// bf16 activations, medians: 4096 x 4096 at M = 1 1.82 -> 1.57 ms in cache and 2.1-3.0
-// -> 1.2-1.6 ms read from DRAM (0.42-0.57x -> 0.82-0.91x our dense int8 kernel,
-// interleaved); M = 8 11.1 -> 7.8 ms; 1536 x 576 at M = 1 100 -> 68 us, M = 8 594 -> 314
-// us. A software prefetch along the values (4 or 16 KiB ahead) made the DRAM case
-// slower: rows are read one at a time, a linear stream the hardware prefetcher follows.
+// activations are laid out once per call of sparse24_rows or sparse24_int4_rows (once
+// per thread's share of the output channels) with the groups of each step in the order
+// 0, 2, 1, 3: the step's first 8 floats hold groups 0 | 2, the next 8 groups 1 | 3. Then
+// permute(first) gives the kept x of groups 0 and 2 in value lanes {0, 1, 4, 5},
+// permute(second) those of groups 1 and 3 in lanes {2, 3, 6, 7}, and one blend joins
+// them. vpermilps reads the low 2 bits of each control lane, and value lane e's index
+// sits at bit 2e of the step's 16 metadata bits (csrc/formats.h), so the control is
+// those bits shifted per lane: no table. Against the table of vpermps indices this
+// replaced (two metadata byte and two table loads, cross-lane permutes, one chain at M =
+// 1), one Zen 3 core, int8 values, bf16 activations, medians: 4096 x 4096 at M = 1 1.82
+// -> 1.57 ms in cache and 2.1-3.0 -> 1.2-1.6 ms read from DRAM (0.42-0.57x -> 0.82-0.91x
+// our dense int8 kernel, interleaved); M = 8 11.1 -> 7.8 ms; 1536 x 576 at M = 1 100 ->
+// 68 us, M = 8 594 -> 314 us. A software prefetch along the values (4 or 16 KiB ahead)
+// made the DRAM case slower: rows are read one at a time, a linear stream the hardware
+// prefetcher follows.
 struct Sparse24SwappedX {
   const float* data;
   int64_t width;  // columns per row: K rounded down to whole steps
@@ -317,6 +318,13 @@ inline Sparse24SwappedX sparse24_swap_groups(const float* x, int64_t M, int64_t 
   return {out, width};
 }
 
+// Per value lane e, where its 2-bit index sits in the metadata: bit 2e of the step's 16
+// bits, plus 16 for the second step of a 32-bit load. vpsrlvd by these gives the control.
+inline __m256i sparse24_shifts(int first_bit) {
+  return _mm256_add_epi32(_mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14),
+                          _mm256_set1_epi32(first_bit));
+}
+
 // The 16-column step at column k, for every activation row of the tile, into acc: v
 // holds the step's 8 kept values, ctrl the permute control from its metadata.
 template <int MR>
@@ -337,8 +345,7 @@ void sparse24_tile(const Sparse24SwappedX& xs, const float* x, int64_t K, const 
                    const uint8_t* mr, float scale, int64_t n, int64_t N, int64_t m0, float* out) {
   const int64_t groups = K / kSparseGroup;
   const int64_t gv = xs.width / kSparseGroup;  // groups covered by 16-column steps
-  const __m256i shifts0 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-  const __m256i shifts1 = _mm256_add_epi32(shifts0, _mm256_set1_epi32(16));
+  const __m256i shifts0 = sparse24_shifts(0), shifts1 = sparse24_shifts(16);
   __m256 acc0[MR], acc1[MR];
   for (int m = 0; m < MR; ++m) acc0[m] = acc1[m] = _mm256_setzero_ps();
   int64_t g = 0;
@@ -399,42 +406,16 @@ void sparse24_rows(const float* x, int64_t M, int64_t K, const void* values, Val
 
 // ---------------------------------------------------------------- 2:4 + int4
 
-// Gathering with in-lane permutes: each 128-bit lane of an 8-column x window is one
-// group of 4 columns, so vpermilps moves a group's two kept activations into place
-// (sparse24_tile does the same on activations laid out per call; here the codes are
-// decoded in the matching order instead). It reads only the
-// low 2 bits of each control lane, so the control is the step's 16 metadata bits
-// shifted per lane (vpsrlvd), with no table: lanes {0, 1, 4, 5} take the indices of
-// groups 0 and 1 (for x[0:8]), lanes {2, 3, 6, 7} those of groups 2 and 3 (for
-// x[8:16]), and blend(permute(x[0:8]), permute(x[8:16]), 0xCC) holds the kept x of
-// groups 0, 2, 1, 3 in that order; the codes are decoded in that order to match.
-inline __m256i sparse24_int4_shifts(int first_bit) {
-  return _mm256_add_epi32(_mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14),
-                          _mm256_set1_epi32(first_bit));
-}
-
-// Byte offsets (within a broadcast) of the codes of one step's 4 groups, in the
-// gathered order 0, 2, 1, 3; even lanes keep the low nibble, odd lanes the high one,
-// as in Int4Decoder. `first` is the step's first byte: 0 or 4 of an 8-byte broadcast.
+// The kept activations are gathered as in sparse24_tile (sparse24_step, on the activations
+// laid out by sparse24_swap_groups), so the codes are decoded in value order: lanes 0-7
+// hold slots 0 and 1 of groups 0, 1, 2 and 3. Byte offsets (within a broadcast) of those
+// codes: even lanes keep the low nibble, odd lanes the high one, as in Int4Decoder.
+// `first` is the step's first byte: 0 or 4 of an 8-byte broadcast.
 inline __m256i sparse24_int4_shuffle(int first) {
   const char a = static_cast<char>(first), b = static_cast<char>(first + 1),
              c = static_cast<char>(first + 2), d = static_cast<char>(first + 3);
-  return _mm256_setr_epi8(a, -1, -1, -1, a, -1, -1, -1, c, -1, -1, -1, c, -1, -1, -1,  //
-                          b, -1, -1, -1, b, -1, -1, -1, d, -1, -1, -1, d, -1, -1, -1);
-}
-
-// One 16-column step (4 groups: 8 kept codes in 4 bytes) into acc. w holds the step's
-// 8 dequantized weights, (raw - zero) * scale as in int4_tile: a sub then a mul, so a
-// code equal to its zero is an exact 0; ctrl its permute control.
-template <int MR>
-inline void sparse24_int4_step(const float* x, int64_t K, __m256i ctrl, __m256 w, int64_t k,
-                               int64_t m0, __m256* acc) {
-  for (int m = 0; m < MR; ++m) {
-    const float* xk = x + (m0 + m) * K + k;
-    const __m256 lo = _mm256_permutevar_ps(_mm256_loadu_ps(xk), ctrl);
-    const __m256 hi = _mm256_permutevar_ps(_mm256_loadu_ps(xk + 8), ctrl);
-    acc[m] = _mm256_fmadd_ps(w, _mm256_blend_ps(lo, hi, 0xCC), acc[m]);
-  }
+  return _mm256_setr_epi8(a, -1, -1, -1, a, -1, -1, -1, b, -1, -1, -1, b, -1, -1, -1,  //
+                          c, -1, -1, -1, c, -1, -1, -1, d, -1, -1, -1, d, -1, -1, -1);
 }
 
 // group_size % 16 == 0 (so K % 16 == 0 too): a step never straddles two groups and
@@ -444,12 +425,12 @@ inline void sparse24_int4_step(const float* x, int64_t K, __m256i ctrl, __m256 w
 // x * (raw - zero) and multiplies by its scale once, a mul less per 8 kept codes
 // (4096 x 4096 g128, one Zen 3 core: 1.48 -> 1.37 ms).
 template <int MR, bool kFactored = false>
-void sparse24_int4_tile(const Int4Decoder& dec, const float* x, int64_t K, const uint8_t* vr,
-                        const uint8_t* mr, const float* sr, const float* zr, int64_t group_size,
-                        int64_t n, int64_t N, int64_t m0, float* out) {
+void sparse24_int4_tile(const Int4Decoder& dec, const Sparse24SwappedX& xs, int64_t K,
+                        const uint8_t* vr, const uint8_t* mr, const float* sr, const float* zr,
+                        int64_t group_size, int64_t n, int64_t N, int64_t m0, float* out) {
   static_assert(!kFactored || MR == 1, "the factored path keeps one group sum per chain");
   const __m256i shuffle0 = sparse24_int4_shuffle(0), shuffle1 = sparse24_int4_shuffle(4);
-  const __m256i shifts0 = sparse24_int4_shifts(0), shifts1 = sparse24_int4_shifts(16);
+  const __m256i shifts0 = sparse24_shifts(0), shifts1 = sparse24_shifts(16);
   const int64_t G = K / group_size;
   __m256 a0[MR], a1[MR];
   for (int m = 0; m < MR; ++m) a0[m] = a1[m] = _mm256_setzero_ps();
@@ -478,8 +459,8 @@ void sparse24_int4_tile(const Int4Decoder& dec, const float* x, int64_t K, const
       const __m256i mv = _mm256_set1_epi32(meta4);
       const __m256 w0 = weights(dec.from(b, shuffle0));
       const __m256 w1 = weights(dec.from(b, shuffle1));
-      sparse24_int4_step<MR>(x, K, _mm256_srlv_epi32(mv, shifts0), w0, k, m0, c0);
-      sparse24_int4_step<MR>(x, K, _mm256_srlv_epi32(mv, shifts1), w1, k + 16, m0, c1);
+      sparse24_step<MR>(xs, m0, k, _mm256_srlv_epi32(mv, shifts0), w0, c0);
+      sparse24_step<MR>(xs, m0, k + 16, _mm256_srlv_epi32(mv, shifts1), w1, c1);
     }
     if (k < end) {  // a lone step: read only its own 4 code and 2 metadata bytes
       int32_t four;
@@ -488,7 +469,7 @@ void sparse24_int4_tile(const Int4Decoder& dec, const float* x, int64_t K, const
       std::memcpy(&meta2, mr + k / 8, sizeof(meta2));
       const __m256 w = weights(dec.from(_mm256_set1_epi32(four), shuffle0));
       const __m256i ctrl = _mm256_srlv_epi32(_mm256_set1_epi32(meta2), shifts0);
-      sparse24_int4_step<MR>(x, K, ctrl, w, k, m0, c0);
+      sparse24_step<MR>(xs, m0, k, ctrl, w, c0);
     }
     if constexpr (kFactored) {
       a0[0] = _mm256_fmadd_ps(b0[0], s, a0[0]);
@@ -508,16 +489,17 @@ void sparse24_int4_rows(const float* x, int64_t M, int64_t K, const uint8_t* val
   }
   const Int4Decoder dec;
   const int64_t G = K / group_size, mb = scalar::sparse24_meta_bytes(K);
+  const Sparse24SwappedX xs = sparse24_swap_groups(x, M, K);  // K % 16 == 0: no tail
   // Factored only from 64-column groups: at 32 the per-group cost ate the gain.
   if (M == 1 && group_size >= 64 && sum_abs(x, K) < kInt4FactoredMaxSumAbs) {
     for (int64_t n = n0; n < n1; ++n)
-      sparse24_int4_tile<1, true>(dec, x, K, values + n * (K / kSparseGroup), meta + n * mb,
+      sparse24_int4_tile<1, true>(dec, xs, K, values + n * (K / kSparseGroup), meta + n * mb,
                                   scales + n * G, zeros + n * G, group_size, n, N, 0, out);
     return;
   }
   for (int64_t n = n0; n < n1; ++n)
     over_rows(M, [&](auto mr, int64_t m0) {
-      sparse24_int4_tile<decltype(mr)::value>(dec, x, K, values + n * (K / kSparseGroup),
+      sparse24_int4_tile<decltype(mr)::value>(dec, xs, K, values + n * (K / kSparseGroup),
                                               meta + n * mb, scales + n * G, zeros + n * G,
                                               group_size, n, N, m0, out);
     });
